@@ -1,0 +1,13 @@
+//! The vocabulary of Heliograph (see PRODUCT.md) as types.
+//!
+//! Input is parsed into these types once, at the edge ("parse, don't validate"); everything
+//! inside the program can then rely on a `UserEmail` being a plausible address or a `TimeZone`
+//! being a real IANA zone. No I/O lives here.
+
+mod clock;
+mod role;
+mod values;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use role::Role;
+pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, UserEmail, TokenName};

@@ -1,0 +1,309 @@
+//! All of Heliograph's SQL, written once and run on SQLite or PostgreSQL.
+//!
+//! [`Db`] is chosen from the database URL's scheme. Each query is a static string with `$1…`
+//! placeholders that both dialects accept, run through `query_as` into `FromRow` structs, and
+//! expanded over the two pools by the small macros below. On SQLite all writes go through a
+//! pool of one connection, so writers queue in-process instead of failing with `SQLITE_BUSY`;
+//! reads use a separate pool and WAL lets them run beside the writer.
+//!
+//! Every mutation takes an [`Audit`] and records its audit-log entry in the same transaction
+//! as the change, so a change and its record cannot part.
+
+#![deny(unsafe_code)]
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use heliograph_domain::{Clock, SystemClock};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub mod audit;
+pub mod sessions;
+pub mod settings;
+pub mod teams;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+pub use audit::{Audit, AuditEntry, AuditFilter};
+
+/// Runs `$body` with `$c` bound to a connection pool suitable for reading.
+macro_rules! read {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite { read: $c, .. } => $body,
+            $crate::Db::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the connection of a [`Tx`].
+macro_rules! tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {read, tx};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The change breaks a rule of the data (a duplicate, a reference to nothing, a stale version).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Backend(#[source] sqlx::Error),
+    /// A stored value could not be read back (corrupt or from a newer version).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) => match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => StoreError::Conflict(
+                    db.constraint()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| db.message().to_owned()),
+                ),
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    StoreError::Conflict("a referenced row does not exist".into())
+                }
+                _ => StoreError::Backend(err),
+            },
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Corrupt(err.to_string())
+            }
+            _ => StoreError::Backend(err),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether this is a uniqueness conflict (for "already taken" messages).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict(_))
+    }
+}
+
+/// A store call's result.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection to one of the two supported databases.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// An embedded SQLite file: a pool for reads and a single-connection pool for writes.
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    /// A PostgreSQL server.
+    Postgres(PgPool),
+}
+
+/// An open write transaction on either backend.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    /// Makes the transaction's changes durable.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Which database backs a [`Db`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The default database: a SQLite file under `./data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/heliograph.db";
+
+impl Db {
+    /// Connects to the database named by `url`: `postgres://…` or `postgresql://…` selects
+    /// PostgreSQL; `sqlite://path` (relative to the working directory) or `sqlite::memory:`
+    /// selects SQLite, creating the file and its folder when missing.
+    pub async fn connect(url: &str) -> Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            return Ok(Db::Postgres(pool));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            if !path.is_empty() && !path.starts_with(':') {
+                let file = path.split('?').next().unwrap_or(path);
+                if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Backend(sqlx::Error::Configuration(
+                            format!("cannot create database folder {}: {e}", dir.display()).into(),
+                        ))
+                    })?;
+                }
+            }
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.read_only(true))
+                .await?;
+            return Ok(Db::Sqlite { read, write });
+        }
+        Err(StoreError::Backend(sqlx::Error::Configuration(
+            format!(
+                "unsupported database URL {:?}: use sqlite://path/to/file.db or postgres://user@host/db",
+                url.split('@').next_back().unwrap_or(url)
+            )
+            .into(),
+        )))
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the embedded migrations for this backend (idempotent; safe to run from
+    /// several replicas at once on PostgreSQL, which takes an advisory lock).
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite { write, .. } => sqlx::migrate!("../../migrations/sqlite")
+                .run(write)
+                .await
+                .map_err(|e| StoreError::Backend(e.into()))?,
+            Db::Postgres(pool) => sqlx::migrate!("../../migrations/postgres")
+                .run(pool)
+                .await
+                .map_err(|e| StoreError::Backend(e.into()))?,
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        read!(self, c => sqlx::query("SELECT 1").execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Closes every connection (at shutdown).
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The database plus the clock every stored instant comes from.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    /// A store on `db` using the wall clock.
+    pub fn new(db: Db) -> Self {
+        Self::with_clock(db, Arc::new(SystemClock))
+    }
+
+    /// A store on `db` whose notion of now comes from `clock` (tests move it by hand).
+    pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Now, from the store's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The clock itself, for components that schedule work.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+}
+
+/// A page of a list, newest first, with the cursor for the next page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next (older) page; `None` on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+impl<T> Page<T> {
+    /// Splits `rows` (fetched with `limit + 1`) into a page and its cursor.
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> i64) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(&id)
+        } else {
+            None
+        };
+        Page { items: rows, next_cursor }
+    }
+}
+
+pub mod testdb;
