@@ -6,8 +6,10 @@
 
 mod clock;
 mod role;
+mod time;
 mod values;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use role::Role;
+pub use time::resolve_local;
 pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, UserEmail, TokenName};

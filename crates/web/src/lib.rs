@@ -1,1 +1,125 @@
-pub fn placeholder() {}
+//! Heliograph's web application: pages, the REST API, health and metrics, in one axum router.
+//!
+//! [`Application::build`] binds the listener (port 0 in tests) and prepares the router; the
+//! binary's `serve` runs it until SIGTERM or Ctrl-C. Handlers read like the feature: parse the
+//! input, call the store, render. Roles are checked by the extractors each handler names
+//! ([`auth::Auth`] for pages, [`api::ApiAuth`] for the API), so a route cannot forget its role.
+
+#![deny(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use heliograph_store::Store;
+use tokio::net::TcpListener;
+
+pub mod api;
+pub mod auth;
+mod csrf;
+mod error;
+mod flash;
+mod metrics;
+mod middleware;
+mod pages;
+mod router;
+mod static_files;
+mod views;
+
+pub use error::AppError;
+
+/// Settings from the environment (see CONTRACT.md and `heliograph --help`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen, e.g. `127.0.0.1:8080` (`127.0.0.1:0` picks a free port).
+    pub bind: SocketAddr,
+    /// The public URL of this installation, used in links; `None` means `http://` + bind.
+    pub base_url: Option<url::Url>,
+    /// SMTP server for email, e.g. `smtp://127.0.0.1:2525`; `None` records mail as not sent.
+    pub smtp_url: Option<url::Url>,
+    /// The From header of outgoing mail.
+    pub smtp_from: String,
+}
+
+impl Config {
+    /// Defaults for a local run on `bind`.
+    pub fn local(bind: SocketAddr) -> Self {
+        Config { bind, base_url: None, smtp_url: None, smtp_from: "Heliograph <heliograph@localhost>".into() }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared state behind [`AppState`].
+pub struct Inner {
+    pub store: Store,
+    /// Cookies get the Secure flag when the base URL is https.
+    pub secure_cookies: bool,
+    pub(crate) metrics: metrics::Metrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A built application: a bound listener and the router that will serve it.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    base_url: url::Url,
+    setup_url: Option<String>,
+    store: Store,
+}
+
+impl Application {
+    /// Binds the listener and builds the router over an already migrated store. When the
+    /// database has no users yet, creates the one-time setup token (see [`Self::setup_url`]).
+    pub async fn build(config: Config, store: Store) -> Result<Application, std::io::Error> {
+        let listener = TcpListener::bind(config.bind).await?;
+        let local = listener.local_addr()?;
+        let base_url = match &config.base_url {
+            Some(url) => url.clone(),
+            None => url::Url::parse(&format!("http://{local}/")).map_err(std::io::Error::other)?,
+        };
+        let setup_url = auth::prepare_setup(&store, &base_url).await.map_err(std::io::Error::other)?;
+        let state = AppState(Arc::new(Inner {
+            secure_cookies: base_url.scheme() == "https",
+            metrics: metrics::Metrics::new(),
+            store: store.clone(),
+        }));
+        let router = router::build(state);
+        Ok(Application { listener, router, base_url, setup_url, store })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The base URL links are built from.
+    pub fn base_url(&self) -> &url::Url {
+        &self.base_url
+    }
+
+    /// The one-time URL at which the first admin is created, when there are no users yet.
+    pub fn setup_url(&self) -> Option<&str> {
+        self.setup_url.as_deref()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        self.store.db().close().await;
+        result
+    }
+}
