@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{AppError, AppState};
 
+pub use crate::pages::{new_api_token, token_prefix};
+
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "hg_session";
 

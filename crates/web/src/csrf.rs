@@ -30,6 +30,10 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
 
 /// Makes sure every browser has a CSRF cookie, issuing one with the response when missing.
 pub async fn ensure_cookie(axum::extract::State(state): axum::extract::State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/") || path.starts_with("/static/") || matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
     let jar = CookieJar::from_headers(request.headers());
     let existing = jar.get(CSRF_COOKIE).map(|c| c.value().to_owned()).filter(|v| v.len() >= 32);
     let (token, fresh) = match existing {

@@ -20,7 +20,7 @@ mod error;
 mod flash;
 mod metrics;
 mod middleware;
-mod pages;
+pub(crate) mod pages;
 mod router;
 mod static_files;
 mod views;

@@ -22,7 +22,7 @@ pub fn build(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
         .merge(pages::routes())
-        .nest("/api/v1", api::routes(state.clone()))
+        .merge(api::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::endpoint))

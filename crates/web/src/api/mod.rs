@@ -45,7 +45,7 @@ impl Modify for BearerAuth {
 }
 
 /// The API's routes (full paths under `/api/v1`) plus `/api/v1/openapi.json`.
-pub fn routes(_state: AppState) -> Router<AppState> {
+pub fn routes() -> Router<AppState> {
     let (router, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::me))
@@ -56,7 +56,7 @@ pub fn routes(_state: AppState) -> Router<AppState> {
         .routes(routes!(tokens::revoke))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
-    router.route("/openapi.json", axum::routing::get(move || {
+    router.route("/api/v1/openapi.json", axum::routing::get(move || {
         let doc = doc.clone();
         async move { Json(doc.as_ref().clone()) }
     }))

@@ -37,4 +37,4 @@ pub(crate) fn parse_id(raw: &str) -> Result<i64, crate::AppError> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(crate::AppError::NotFound)
 }
 
-pub(crate) use profile::{new_api_token, token_prefix};
+pub use profile::{new_api_token, token_prefix};

@@ -121,12 +121,12 @@ pub struct TokenForm {
 }
 
 /// The prefix shown in token lists: enough to tell tokens apart, useless to an attacker.
-pub(crate) fn token_prefix(token: &str) -> String {
+pub fn token_prefix(token: &str) -> String {
     token.chars().take(10).collect()
 }
 
 /// A new API token: `hg_` and 43 URL-safe characters.
-pub(crate) fn new_api_token() -> String {
+pub fn new_api_token() -> String {
     format!("hg_{}", auth::new_secret())
 }
 
