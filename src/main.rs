@@ -58,7 +58,11 @@ struct ServeArgs {
     #[arg(long, env = "HELIOGRAPH_SMTP_URL")]
     smtp_url: Option<url::Url>,
     /// The From header of outgoing email.
-    #[arg(long, env = "HELIOGRAPH_SMTP_FROM", default_value = "Heliograph <heliograph@localhost>")]
+    #[arg(
+        long,
+        env = "HELIOGRAPH_SMTP_FROM",
+        default_value = "Heliograph <heliograph@localhost>"
+    )]
     smtp_from: String,
 }
 
@@ -102,7 +106,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -119,29 +124,61 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(store, args).await,
-        Command::User(UserCommand::Create { email, name, role, time_zone, password_stdin }) => {
+        Command::User(UserCommand::Create {
+            email,
+            name,
+            role,
+            time_zone,
+            password_stdin,
+        }) => {
             let email = UserEmail::parse(&email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
             let name = DisplayName::parse(&name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
-            let time_zone = TimeZone::parse(&time_zone).map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?;
+            let time_zone =
+                TimeZone::parse(&time_zone).map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?;
             let password_hash = if password_stdin {
                 let stdin = std::io::stdin();
                 if stdin.is_terminal() {
-                    eprintln!("Password (at least {} characters), then Enter:", Password::MIN_CHARS);
+                    eprintln!(
+                        "Password (at least {} characters), then Enter:",
+                        Password::MIN_CHARS
+                    );
                 }
                 let mut line = String::new();
-                stdin.lock().read_line(&mut line).context("cannot read the password from standard input")?;
-                let password = Password::parse(line.trim_end_matches(['\r', '\n'])).map_err(|e| anyhow::anyhow!("password: {e}"))?;
-                Some(heliograph_web::auth::hash_password(password).await.map_err(|e| anyhow::anyhow!("{e}"))?)
+                stdin
+                    .lock()
+                    .read_line(&mut line)
+                    .context("cannot read the password from standard input")?;
+                let password = Password::parse(line.trim_end_matches(['\r', '\n']))
+                    .map_err(|e| anyhow::anyhow!("password: {e}"))?;
+                Some(
+                    heliograph_web::auth::hash_password(password)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
+                )
             } else {
-                eprintln!("note: no --password-stdin, so this account cannot sign in until an admin sets a password");
+                eprintln!(
+                    "note: no --password-stdin, so this account cannot sign in until an admin sets a password"
+                );
                 None
             };
             let user = store
-                .create_user(&NewUser { email, name, time_zone, role, password_hash }, &Audit::cli())
+                .create_user(
+                    &NewUser {
+                        email,
+                        name,
+                        time_zone,
+                        role,
+                        password_hash,
+                    },
+                    &Audit::cli(),
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create the user: {e}"))?;
-            eprintln!("created {} ({}, {}, {})", user.name, user.email, user.role, user.time_zone);
+            eprintln!(
+                "created {} ({}, {}, {})",
+                user.name, user.email, user.role, user.time_zone
+            );
             println!("{}", user.id);
             Ok(())
         }
@@ -153,7 +190,13 @@ async fn main() -> anyhow::Result<()> {
             };
             let token = heliograph_web::auth::new_api_token();
             store
-                .create_token(user.id, &name, &heliograph_web::auth::hash_secret(&token), &heliograph_web::auth::token_prefix(&token), &Audit::cli())
+                .create_token(
+                    user.id,
+                    &name,
+                    &heliograph_web::auth::hash_secret(&token),
+                    &heliograph_web::auth::token_prefix(&token),
+                    &Audit::cli(),
+                )
                 .await?;
             eprintln!("API token \"{name}\" for {email} (shown once; store it safely):");
             println!("{token}");
@@ -163,13 +206,23 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(store: Store, args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(url) = &args.smtp_url {
-        if !matches!(url.scheme(), "smtp" | "smtps") {
-            bail!("HELIOGRAPH_SMTP_URL must start with smtp:// or smtps://, not {}://", url.scheme());
-        }
+    if let Some(url) = &args.smtp_url
+        && !matches!(url.scheme(), "smtp" | "smtps")
+    {
+        bail!(
+            "HELIOGRAPH_SMTP_URL must start with smtp:// or smtps://, not {}://",
+            url.scheme()
+        );
     }
-    let config = Config { bind: args.bind, base_url: args.base_url, smtp_url: args.smtp_url, smtp_from: args.smtp_from };
-    let app = Application::build(config, store).await.with_context(|| format!("cannot listen on {}", args.bind))?;
+    let config = Config {
+        bind: args.bind,
+        base_url: args.base_url,
+        smtp_url: args.smtp_url,
+        smtp_from: args.smtp_from,
+    };
+    let app = Application::build(config, store)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
     tracing::info!(address = %app.local_addr()?, base_url = %app.base_url(), "Heliograph is serving");
     println!("Heliograph is running at {}", app.base_url());
     if let Some(url) = app.setup_url() {

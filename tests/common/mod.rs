@@ -30,11 +30,17 @@ impl TestApp {
     }
 
     /// Starts the application on an existing test database (to restart it).
-    pub async fn spawn_on(backend: Backend, db: Arc<TestDatabase>, clock: Arc<dyn Clock>) -> TestApp {
+    pub async fn spawn_on(
+        backend: Backend,
+        db: Arc<TestDatabase>,
+        clock: Arc<dyn Clock>,
+    ) -> TestApp {
         let conn = Db::connect(&db.url).await.expect("connect");
         conn.migrate().await.expect("migrate");
         let store = Store::with_clock(conn, clock);
-        let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone()).await.expect("build");
+        let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
+            .await
+            .expect("build");
         let base = format!("http://127.0.0.1:{}", app.port());
         let setup_url = app.setup_url().map(str::to_owned);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -45,7 +51,15 @@ impl TestApp {
             .await
             .expect("serve");
         });
-        TestApp { base, store, setup_url, backend, db, stop: Some(stop), handle: Some(handle) }
+        TestApp {
+            base,
+            store,
+            setup_url,
+            backend,
+            db,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
     }
 
     /// Stops the server gracefully and waits for it.
@@ -65,12 +79,20 @@ impl TestApp {
 
     /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
     pub fn browser(&self) -> reqwest::Client {
-        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
     }
 
     /// A user made directly in the store, with a password.
     pub async fn user(&self, email: &str, role: Role, password: &str) -> User {
-        let hash = heliograph_web::auth::hash_password(heliograph_domain::Password::parse(password).unwrap()).await.unwrap();
+        let hash = heliograph_web::auth::hash_password(
+            heliograph_domain::Password::parse(password).unwrap(),
+        )
+        .await
+        .unwrap();
         self.store
             .create_user(
                 &NewUser {
@@ -88,16 +110,33 @@ impl TestApp {
 
     /// GETs a page and returns the CSRF token of its first form.
     pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
-        let html = client.get(self.url(path)).send().await.unwrap().text().await.unwrap();
+        let html = client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         csrf_in(&html).unwrap_or_else(|| panic!("no CSRF field on {path}: {html}"))
     }
 
     /// Signs in through the login form; returns the response to the POST.
-    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+    pub async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
         let csrf = self.csrf(client, "/login").await;
         client
             .post(self.url("/login"))
-            .form(&[("csrf", csrf.as_str()), ("email", email), ("password", password), ("next", "/")])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", "/"),
+            ])
             .send()
             .await
             .unwrap()
@@ -105,7 +144,11 @@ impl TestApp {
 
     /// Actions recorded in the audit log, newest first.
     pub async fn audit_actions(&self) -> Vec<String> {
-        let page = self.store.audit_log(&Default::default(), 1000, None).await.unwrap();
+        let page = self
+            .store
+            .audit_log(&Default::default(), 1000, None)
+            .await
+            .unwrap();
         page.items.into_iter().map(|e| e.action).collect()
     }
 }

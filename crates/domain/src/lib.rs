@@ -12,4 +12,4 @@ mod values;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use role::Role;
 pub use time::resolve_local;
-pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, UserEmail, TokenName};
+pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, TokenName, UserEmail};

@@ -13,11 +13,17 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
             // gap it names an instant after the transition; read with the offset after, one
             // before it. The transition lies between: find the first instant using the new
             // offset by bisection (to the second).
-            let before = tz.offset_from_utc_datetime(&(local - TimeDelta::days(1))).fix();
-            let after = tz.offset_from_utc_datetime(&(local + TimeDelta::days(1))).fix();
+            let before = tz
+                .offset_from_utc_datetime(&(local - TimeDelta::days(1)))
+                .fix();
+            let after = tz
+                .offset_from_utc_datetime(&(local + TimeDelta::days(1)))
+                .fix();
             let mut lo = (local - after).and_utc().timestamp();
             let mut hi = (local - before).and_utc().timestamp();
-            let at = |secs: i64| DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let at = |secs: i64| {
+                DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+            };
             while hi - lo > 1 {
                 let mid = lo + (hi - lo) / 2;
                 if tz.offset_from_utc_datetime(&at(mid).naive_utc()).fix() == after {
@@ -37,7 +43,10 @@ mod tests {
     use chrono::NaiveDate;
 
     fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, min, 0).unwrap()
+        NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(h, min, 0)
+            .unwrap()
     }
 
     #[test]

@@ -265,14 +265,26 @@ mod tests {
             UserEmail::parse("  Ana@Example.COM ").unwrap().as_str(),
             "ana@example.com"
         );
-        for bad in ["", "ana", "@example.com", "ana@", "ana@.com", "a b@x.io", "ana@x..io", "<a>@x.io"] {
+        for bad in [
+            "",
+            "ana",
+            "@example.com",
+            "ana@",
+            "ana@.com",
+            "a b@x.io",
+            "ana@x..io",
+            "<a>@x.io",
+        ] {
             assert!(UserEmail::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn time_zones_come_from_the_iana_database() {
-        assert_eq!(TimeZone::parse("Asia/Kathmandu").unwrap().name(), "Asia/Kathmandu");
+        assert_eq!(
+            TimeZone::parse("Asia/Kathmandu").unwrap().name(),
+            "Asia/Kathmandu"
+        );
         let err = TimeZone::parse("Mars/Olympus_Mons").unwrap_err();
         assert!(err.0.contains("not an IANA time zone"), "{err}");
         assert!(TimeZone::parse(" ").is_err());

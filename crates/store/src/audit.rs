@@ -19,12 +19,20 @@ pub struct Audit {
 impl Audit {
     /// Changes made from the command line on this machine.
     pub fn cli() -> Self {
-        Audit { actor_user_id: None, actor: "cli".into(), client_addr: None }
+        Audit {
+            actor_user_id: None,
+            actor: "cli".into(),
+            client_addr: None,
+        }
     }
 
     /// Changes made by Heliograph itself.
     pub fn system() -> Self {
-        Audit { actor_user_id: None, actor: "system".into(), client_addr: None }
+        Audit {
+            actor_user_id: None,
+            actor: "system".into(),
+            client_addr: None,
+        }
     }
 }
 
@@ -40,7 +48,12 @@ pub struct Change<'a> {
 
 impl<'a> Change<'a> {
     /// A change of `action` on a target, described by `summary`.
-    pub fn new(action: &'a str, target_type: &'a str, target_id: impl ToString, summary: impl Into<String>) -> Self {
+    pub fn new(
+        action: &'a str,
+        target_type: &'a str,
+        target_id: impl ToString,
+        summary: impl Into<String>,
+    ) -> Self {
         Change {
             action,
             target_type,
@@ -90,7 +103,12 @@ pub struct AuditFilter {
 }
 
 /// Writes one entry inside the caller's transaction.
-pub async fn record(tx: &mut Tx, audit: &Audit, at: DateTime<Utc>, change: Change<'_>) -> Result<()> {
+pub async fn record(
+    tx: &mut Tx,
+    audit: &Audit,
+    at: DateTime<Utc>,
+    change: Change<'_>,
+) -> Result<()> {
     let before = change.before.map(|v| v.to_string());
     let after = change.after.map(|v| v.to_string());
     tx!(tx, c => sqlx::query(
@@ -121,7 +139,12 @@ impl Store {
     }
 
     /// Lists audit entries, newest first.
-    pub async fn audit_log(&self, filter: &AuditFilter, limit: i64, cursor: Option<i64>) -> Result<Page<AuditEntry>> {
+    pub async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+        cursor: Option<i64>,
+    ) -> Result<Page<AuditEntry>> {
         let rows: Vec<AuditEntry> = read!(self.db(), c => sqlx::query_as(
             "SELECT id, at, actor_user_id, actor, action, target_type, target_id, summary, before, after, client_addr
              FROM audit_log

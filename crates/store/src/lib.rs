@@ -165,7 +165,10 @@ impl Db {
             let path = rest.trim_start_matches("//");
             if !path.is_empty() && !path.starts_with(':') {
                 let file = path.split('?').next().unwrap_or(path);
-                if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Some(dir) = Path::new(file)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
                     std::fs::create_dir_all(dir).map_err(|e| {
                         StoreError::Backend(sqlx::Error::Configuration(
                             format!("cannot create database folder {}: {e}", dir.display()).into(),
@@ -302,7 +305,10 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Page { items: rows, next_cursor }
+        Page {
+            items: rows,
+            next_cursor,
+        }
     }
 }
 

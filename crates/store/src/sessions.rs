@@ -21,7 +21,13 @@ pub const IDLE_LIFETIME: TimeDelta = TimeDelta::days(14);
 
 impl Store {
     /// Starts a session for a user; `token_hash` is the hash of the cookie's secret.
-    pub async fn create_session(&self, user_id: i64, token_hash: &str, client_addr: Option<&str>, user_agent: Option<&str>) -> Result<Session> {
+    pub async fn create_session(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        client_addr: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<Session> {
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let session = tx!(&mut tx, c => sqlx::query_as(

@@ -28,7 +28,12 @@ pub struct TeamWithMembers {
 
 impl Store {
     /// Creates a team with these members (unknown user ids are a conflict).
-    pub async fn create_team(&self, name: &TeamName, members: &[i64], audit: &Audit) -> Result<TeamWithMembers> {
+    pub async fn create_team(
+        &self,
+        name: &TeamName,
+        members: &[i64],
+        audit: &Audit,
+    ) -> Result<TeamWithMembers> {
         let mut tx = self.db().begin().await?;
         let now = self.now();
         let team: Team = tx!(&mut tx, c => sqlx::query_as(
@@ -45,7 +50,13 @@ impl Store {
             &mut tx,
             audit,
             now,
-            Change::new("team.create", "team", created.team.id, format!("created team {}", created.team.name)).after(&created),
+            Change::new(
+                "team.create",
+                "team",
+                created.team.id,
+                format!("created team {}", created.team.name),
+            )
+            .after(&created),
         )
         .await?;
         tx.commit().await?;
@@ -62,7 +73,10 @@ impl Store {
             .bind(id)
             .fetch_all(c)
             .await)?;
-        Ok(TeamWithMembers { team, members: members.into_iter().map(|m| m.0).collect() })
+        Ok(TeamWithMembers {
+            team,
+            members: members.into_iter().map(|m| m.0).collect(),
+        })
     }
 
     /// The members of a team, by name.
@@ -92,7 +106,10 @@ impl Store {
         let pairs: Vec<(i64, i64)> = if ids.is_empty() {
             Vec::new()
         } else {
-            let (lo, hi) = (ids.iter().copied().min().unwrap_or(0), ids.iter().copied().max().unwrap_or(0));
+            let (lo, hi) = (
+                ids.iter().copied().min().unwrap_or(0),
+                ids.iter().copied().max().unwrap_or(0),
+            );
             read!(self.db(), c => sqlx::query_as(
                 "SELECT team_id, user_id FROM team_members WHERE team_id BETWEEN $1 AND $2 ORDER BY team_id, user_id",
             )
@@ -105,11 +122,18 @@ impl Store {
             .items
             .into_iter()
             .map(|team| {
-                let members = pairs.iter().filter(|(t, _)| *t == team.id).map(|(_, u)| *u).collect();
+                let members = pairs
+                    .iter()
+                    .filter(|(t, _)| *t == team.id)
+                    .map(|(_, u)| *u)
+                    .collect();
                 TeamWithMembers { team, members }
             })
             .collect();
-        Ok(Page { items, next_cursor: page.next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// The teams a user belongs to.
@@ -125,7 +149,13 @@ impl Store {
     }
 
     /// Renames a team and/or replaces its members.
-    pub async fn update_team(&self, id: i64, name: Option<&TeamName>, members: Option<&[i64]>, audit: &Audit) -> Result<TeamWithMembers> {
+    pub async fn update_team(
+        &self,
+        id: i64,
+        name: Option<&TeamName>,
+        members: Option<&[i64]>,
+        audit: &Audit,
+    ) -> Result<TeamWithMembers> {
         let before = self.team(id).await?;
         let mut tx = self.db().begin().await?;
         let now = self.now();
@@ -148,7 +178,14 @@ impl Store {
             &mut tx,
             audit,
             now,
-            Change::new("team.update", "team", id, format!("updated team {}", after.team.name)).before(&before).after(&after),
+            Change::new(
+                "team.update",
+                "team",
+                id,
+                format!("updated team {}", after.team.name),
+            )
+            .before(&before)
+            .after(&after),
         )
         .await?;
         tx.commit().await?;
@@ -164,7 +201,13 @@ impl Store {
             &mut tx,
             audit,
             self.now(),
-            Change::new("team.delete", "team", id, format!("deleted team {}", before.team.name)).before(&before),
+            Change::new(
+                "team.delete",
+                "team",
+                id,
+                format!("deleted team {}", before.team.name),
+            )
+            .before(&before),
         )
         .await?;
         tx.commit().await
@@ -183,7 +226,9 @@ async fn set_members(tx: &mut Tx, team_id: i64, members: &[i64]) -> Result<Vec<i
             .execute(c)
             .await.map(|r| r.rows_affected()))
         .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("user {user_id} does not exist")),
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("user {user_id} does not exist"))
+            }
             other => other,
         })?;
     }
@@ -192,7 +237,9 @@ async fn set_members(tx: &mut Tx, team_id: i64, members: &[i64]) -> Result<Vec<i
 
 fn taken(err: sqlx::Error, name: &TeamName) -> StoreError {
     match StoreError::from(err) {
-        StoreError::Conflict(_) => StoreError::Conflict(format!("a team named {name} already exists")),
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("a team named {name} already exists"))
+        }
         other => other,
     }
 }

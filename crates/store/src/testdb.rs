@@ -17,8 +17,13 @@ pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
 
 /// The backends the tests run on: SQLite always, PostgreSQL unless switched off.
 pub fn backends() -> Vec<Backend> {
-    let postgres_off = std::env::var("HELIOGRAPH_TEST_POSTGRES").is_ok_and(|v| v == "off" || v == "0");
-    if postgres_off { vec![Backend::Sqlite] } else { vec![Backend::Sqlite, Backend::Postgres] }
+    let postgres_off =
+        std::env::var("HELIOGRAPH_TEST_POSTGRES").is_ok_and(|v| v == "off" || v == "0");
+    if postgres_off {
+        vec![Backend::Sqlite]
+    } else {
+        vec![Backend::Sqlite, Backend::Postgres]
+    }
 }
 
 /// A database that exists for one test.
@@ -42,13 +47,20 @@ impl TestDatabase {
         let tag: u32 = rand::rng().random();
         match backend {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("heliograph-test-{}-{n}-{tag:08x}", std::process::id()));
+                let dir = std::env::temp_dir().join(format!(
+                    "heliograph-test-{}-{n}-{tag:08x}",
+                    std::process::id()
+                ));
                 std::fs::create_dir_all(&dir).expect("create a temporary folder");
                 let url = format!("sqlite://{}/heliograph.db", dir.display());
-                TestDatabase { url, cleanup: Cleanup::Dir(dir) }
+                TestDatabase {
+                    url,
+                    cleanup: Cleanup::Dir(dir),
+                }
             }
             Backend::Postgres => {
-                let admin_url = std::env::var("HELIOGRAPH_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+                let admin_url = std::env::var("HELIOGRAPH_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
                 let name = format!("hg_test_{}_{n}_{tag:08x}", std::process::id());
                 let admin = sqlx::PgPool::connect(&admin_url).await.unwrap_or_else(|e| {
                     panic!(
@@ -61,9 +73,13 @@ impl TestDatabase {
                     .await
                     .expect("create a test database");
                 admin.close().await;
-                let mut url = url::Url::parse(&admin_url).expect("HELIOGRAPH_TEST_POSTGRES_URL is a URL");
+                let mut url =
+                    url::Url::parse(&admin_url).expect("HELIOGRAPH_TEST_POSTGRES_URL is a URL");
                 url.set_path(&format!("/{name}"));
-                TestDatabase { url: url.to_string(), cleanup: Cleanup::Postgres { admin_url, name } }
+                TestDatabase {
+                    url: url.to_string(),
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                }
             }
         }
     }
@@ -79,12 +95,19 @@ impl Drop for TestDatabase {
                 let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Dropping needs async I/O; do it on a runtime of its own, off the test's.
                 let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
                     rt.block_on(async move {
                         if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                                .execute(&admin)
-                                .await;
+                            let _ = sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .execute(&admin)
+                            .await;
                             admin.close().await;
                         }
                     });

@@ -21,7 +21,11 @@ impl Store {
     }
 
     /// How many failures `key` has had since `since`, and the oldest of them.
-    pub async fn login_failures_since(&self, key: &str, since: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>)> {
+    pub async fn login_failures_since(
+        &self,
+        key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, Option<DateTime<Utc>>)> {
         let row: (i64, Option<DateTime<Utc>>) = read!(self.db(), c => sqlx::query_as(
             "SELECT COUNT(*), MIN(at) FROM login_failures WHERE key = $1 AND at >= $2",
         )

@@ -24,7 +24,14 @@ pub struct ApiToken {
 
 impl Store {
     /// Records a new token for `user_id`, made by the audit's actor.
-    pub async fn create_token(&self, user_id: i64, name: &TokenName, token_hash: &str, prefix: &str, audit: &Audit) -> Result<ApiToken> {
+    pub async fn create_token(
+        &self,
+        user_id: i64,
+        name: &TokenName,
+        token_hash: &str,
+        prefix: &str,
+        audit: &Audit,
+    ) -> Result<ApiToken> {
         let owner = self.user(user_id).await?;
         let mut tx = self.db().begin().await?;
         let now = self.now();
@@ -45,8 +52,16 @@ impl Store {
             &mut tx,
             audit,
             now,
-            Change::new("token.create", "api_token", token.id, format!("created API token \"{}\" ({}…) for {}", token.name, token.prefix, owner.email))
-                .after(&token),
+            Change::new(
+                "token.create",
+                "api_token",
+                token.id,
+                format!(
+                    "created API token \"{}\" ({}…) for {}",
+                    token.name, token.prefix, owner.email
+                ),
+            )
+            .after(&token),
         )
         .await?;
         tx.commit().await?;
@@ -138,9 +153,14 @@ impl Store {
             &mut tx,
             audit,
             now,
-            Change::new("token.revoke", "api_token", id, format!("revoked API token \"{}\" ({}…)", after.name, after.prefix))
-                .before(&before)
-                .after(&after),
+            Change::new(
+                "token.revoke",
+                "api_token",
+                id,
+                format!("revoked API token \"{}\" ({}…)", after.name, after.prefix),
+            )
+            .before(&before)
+            .after(&after),
         )
         .await?;
         tx.commit().await?;

@@ -54,7 +54,8 @@ pub struct UserPatch {
 impl Store {
     /// How many users exist.
     pub async fn user_count(&self) -> Result<i64> {
-        let (n,): (i64,) = read!(self.db(), c => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(c).await)?;
+        let (n,): (i64,) =
+            read!(self.db(), c => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(c).await)?;
         Ok(n)
     }
 
@@ -66,8 +67,13 @@ impl Store {
             &mut tx,
             audit,
             self.now(),
-            Change::new("user.create", "user", user.id, format!("created {} ({}, {})", user.email, user.name, user.role))
-                .after(&user),
+            Change::new(
+                "user.create",
+                "user",
+                user.id,
+                format!("created {} ({}, {})", user.email, user.name, user.role),
+            )
+            .after(&user),
         )
         .await?;
         tx.commit().await?;
@@ -78,7 +84,8 @@ impl Store {
     /// [`StoreError::Conflict`]. Deletes the one-time setup token in the same transaction.
     pub async fn create_first_admin(&self, new: &NewUser, audit: &Audit) -> Result<User> {
         let mut tx = self.db().begin().await?;
-        let (count,): (i64,) = tx!(&mut tx, c => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(c).await)?;
+        let (count,): (i64,) =
+            tx!(&mut tx, c => sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(c).await)?;
         if count > 0 {
             return Err(StoreError::Conflict("setup is already complete".into()));
         }
@@ -87,13 +94,22 @@ impl Store {
             .bind(crate::settings::SETUP_TOKEN_HASH)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
-        let audit = Audit { actor_user_id: Some(user.id), actor: user.email.to_string(), ..audit.clone() };
+        let audit = Audit {
+            actor_user_id: Some(user.id),
+            actor: user.email.to_string(),
+            ..audit.clone()
+        };
         record(
             &mut tx,
             &audit,
             self.now(),
-            Change::new("setup.complete", "user", user.id, format!("first admin {} created at setup", user.email))
-                .after(&user),
+            Change::new(
+                "setup.complete",
+                "user",
+                user.id,
+                format!("first admin {} created at setup", user.email),
+            )
+            .after(&user),
         )
         .await?;
         tx.commit().await?;
@@ -190,9 +206,14 @@ impl Store {
             &mut tx,
             audit,
             self.now(),
-            Change::new("user.update", "user", id, describe_user_change(&before, &after))
-                .before(&before)
-                .after(&after),
+            Change::new(
+                "user.update",
+                "user",
+                id,
+                describe_user_change(&before, &after),
+            )
+            .before(&before)
+            .after(&after),
         )
         .await?;
         tx.commit().await?;
@@ -200,7 +221,13 @@ impl Store {
     }
 
     /// Sets a new password hash and ends the user's other sessions (all but `keep_session`).
-    pub async fn set_password(&self, id: i64, hash: &str, keep_session: Option<i64>, audit: &Audit) -> Result<()> {
+    pub async fn set_password(
+        &self,
+        id: i64,
+        hash: &str,
+        keep_session: Option<i64>,
+        audit: &Audit,
+    ) -> Result<()> {
         let mut tx = self.db().begin().await?;
         let done = tx!(&mut tx, c => sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
@@ -216,7 +243,18 @@ impl Store {
             .bind(keep_session)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
-        record(&mut tx, audit, self.now(), Change::new("user.password", "user", id, "password changed; other sessions ended")).await?;
+        record(
+            &mut tx,
+            audit,
+            self.now(),
+            Change::new(
+                "user.password",
+                "user",
+                id,
+                "password changed; other sessions ended",
+            ),
+        )
+        .await?;
         tx.commit().await
     }
 }
@@ -247,13 +285,20 @@ fn describe_user_change(before: &User, after: &User) -> String {
         parts.push(format!("name {} → {}", before.name, after.name));
     }
     if before.time_zone != after.time_zone {
-        parts.push(format!("time zone {} → {}", before.time_zone, after.time_zone));
+        parts.push(format!(
+            "time zone {} → {}",
+            before.time_zone, after.time_zone
+        ));
     }
     if before.role != after.role {
         parts.push(format!("role {} → {}", before.role, after.role));
     }
     if before.disabled != after.disabled {
-        parts.push(if after.disabled { "disabled".into() } else { "enabled".into() });
+        parts.push(if after.disabled {
+            "disabled".into()
+        } else {
+            "enabled".into()
+        });
     }
     if parts.is_empty() {
         format!("{} saved without changes", after.email)

@@ -3,8 +3,8 @@
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
@@ -41,7 +41,8 @@ pub async fn hash_password(password: Password) -> Result<String, AppError> {
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill(&mut salt);
-        let salt = SaltString::encode_b64(&salt).map_err(|e| AppError::Internal(e.to_string().into()))?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|e| AppError::Internal(e.to_string().into()))?;
         Argon2::default()
             .hash_password(password.expose().as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -60,21 +61,37 @@ pub async fn verify_password(password: String, hash: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && known
+        let Ok(parsed) = PasswordHash::new(&hash) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+            && known
     })
     .await
     .unwrap_or(false)
 }
 
 /// On a database with no users, creates the one-time setup token and returns its URL.
-pub async fn prepare_setup(store: &Store, base_url: &url::Url) -> Result<Option<String>, StoreError> {
+pub async fn prepare_setup(
+    store: &Store,
+    base_url: &url::Url,
+) -> Result<Option<String>, StoreError> {
     if store.user_count().await? > 0 {
         return Ok(None);
     }
     let token = new_secret();
-    store.set_setting(heliograph_store::settings::SETUP_TOKEN_HASH, &hash_secret(&token)).await?;
-    let url = base_url.join(&format!("setup/{token}")).map(|u| u.to_string()).unwrap_or_else(|_| format!("{base_url}setup/{token}"));
+    store
+        .set_setting(
+            heliograph_store::settings::SETUP_TOKEN_HASH,
+            &hash_secret(&token),
+        )
+        .await?;
+    let url = base_url
+        .join(&format!("setup/{token}"))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("{base_url}setup/{token}"));
     Ok(Some(url))
 }
 
@@ -85,7 +102,9 @@ pub(crate) fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
         .http_only(true)
         .secure(secure)
         .same_site(SameSite::Lax)
-        .max_age(time_duration(heliograph_store::sessions::IDLE_LIFETIME.num_seconds()))
+        .max_age(time_duration(
+            heliograph_store::sessions::IDLE_LIFETIME.num_seconds(),
+        ))
         .build()
 }
 
@@ -100,7 +119,12 @@ pub struct ClientAddr(pub Option<String>);
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip().to_string())))
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ci| ci.0.ip().to_string()),
+        ))
     }
 }
 
@@ -115,7 +139,11 @@ pub struct CurrentUser {
 impl CurrentUser {
     /// The audit context for changes this person makes.
     pub fn audit(&self) -> Audit {
-        Audit { actor_user_id: Some(self.user.id), actor: self.user.email.to_string(), client_addr: self.client_addr.clone() }
+        Audit {
+            actor_user_id: Some(self.user.id),
+            actor: self.user.email.to_string(),
+            client_addr: self.client_addr.clone(),
+        }
     }
 }
 
@@ -124,17 +152,28 @@ pub struct MaybeUser(pub Option<CurrentUser>);
 
 impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = AppError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(found) = parts.extensions.get::<CurrentUser>() {
             return Ok(MaybeUser(Some(found.clone())));
         }
         let jar = CookieJar::from_headers(&parts.headers);
-        let Some(cookie) = jar.get(SESSION_COOKIE) else { return Ok(MaybeUser(None)) };
+        let Some(cookie) = jar.get(SESSION_COOKIE) else {
+            return Ok(MaybeUser(None));
+        };
         let Some((session, user)) = state.store.session(&hash_secret(cookie.value())).await? else {
             return Ok(MaybeUser(None));
         };
-        let ClientAddr(client_addr) = ClientAddr::from_request_parts(parts, state).await.unwrap_or(ClientAddr(None));
-        let current = CurrentUser { user, session_id: session.id, client_addr };
+        let ClientAddr(client_addr) = ClientAddr::from_request_parts(parts, state)
+            .await
+            .unwrap_or(ClientAddr(None));
+        let current = CurrentUser {
+            user,
+            session_id: session.id,
+            client_addr,
+        };
         parts.extensions.insert(current.clone());
         Ok(MaybeUser(Some(current)))
     }
@@ -180,18 +219,28 @@ impl<R: MinRole> std::ops::Deref for Auth<R> {
 
 impl<R: MinRole> FromRequestParts<AppState> for Auth<R> {
     type Rejection = AppError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
         let Some(user) = user else {
             let next = if parts.method == axum::http::Method::GET {
-                parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "/".into())
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "/".into())
             } else {
                 "/".into()
             };
             return Err(AppError::SignInRequired { next });
         };
         if !user.user.role.allows(R::ROLE) {
-            return Err(AppError::Forbidden { have: user.user.role, needed: R::ROLE });
+            return Err(AppError::Forbidden {
+                have: user.user.role,
+                needed: R::ROLE,
+            });
         }
         Ok(Auth(user, PhantomData))
     }
@@ -203,11 +252,16 @@ mod tests {
 
     #[tokio::test]
     async fn passwords_hash_with_argon2id_and_verify() {
-        let hash = hash_password(Password::parse("correct horse battery").unwrap()).await.unwrap();
+        let hash = hash_password(Password::parse("correct horse battery").unwrap())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
         assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await);
         assert!(!verify_password("wrong horse battery".into(), Some(hash)).await);
-        assert!(!verify_password("anything".into(), None).await, "no account never verifies");
+        assert!(
+            !verify_password("anything".into(), None).await,
+            "no account never verifies"
+        );
         assert!(!verify_password("x".into(), Some("not a phc string".into())).await);
     }
 

@@ -24,18 +24,32 @@ pub struct CsrfToken(pub String);
 impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<CsrfToken>().cloned().unwrap_or(CsrfToken(String::new())))
+        Ok(parts
+            .extensions
+            .get::<CsrfToken>()
+            .cloned()
+            .unwrap_or(CsrfToken(String::new())))
     }
 }
 
 /// Makes sure every browser has a CSRF cookie, issuing one with the response when missing.
-pub async fn ensure_cookie(axum::extract::State(state): axum::extract::State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn ensure_cookie(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
-    if path.starts_with("/api/") || path.starts_with("/static/") || matches!(path, "/healthz" | "/readyz" | "/metrics") {
+    if path.starts_with("/api/")
+        || path.starts_with("/static/")
+        || matches!(path, "/healthz" | "/readyz" | "/metrics")
+    {
         return next.run(request).await;
     }
     let jar = CookieJar::from_headers(request.headers());
-    let existing = jar.get(CSRF_COOKIE).map(|c| c.value().to_owned()).filter(|v| v.len() >= 32);
+    let existing = jar
+        .get(CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() >= 32);
     let (token, fresh) = match existing {
         Some(token) => (token, false),
         None => (auth::new_secret(), true),
@@ -50,7 +64,9 @@ pub async fn ensure_cookie(axum::extract::State(state): axum::extract::State<App
             .same_site(SameSite::Lax)
             .build();
         if let Ok(value) = cookie.to_string().parse() {
-            response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+            response
+                .headers_mut()
+                .append(axum::http::header::SET_COOKIE, value);
         }
     }
     response
@@ -65,26 +81,37 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let cookie = CookieJar::from_headers(request.headers()).get(CSRF_COOKIE).map(|c| c.value().to_owned());
+        let cookie = CookieJar::from_headers(request.headers())
+            .get(CSRF_COOKIE)
+            .map(|c| c.value().to_owned());
         let is_form = request
             .headers()
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::BadRequest("The form is too large to accept (the limit is 1 MiB).".into())
-            } else {
-                AppError::BadRequest("The form could not be read.".into())
-            }
-        })?;
-        let sent = url::form_urlencoded::parse(&body).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::BadRequest(
+                        "The form is too large to accept (the limit is 1 MiB).".into(),
+                    )
+                } else {
+                    AppError::BadRequest("The form could not be read.".into())
+                }
+            })?;
+        let sent = url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned());
         match (cookie, sent) {
-            (Some(cookie), Some(sent)) if !cookie.is_empty() && constant_time_eq(cookie.as_bytes(), sent.as_bytes()) => {}
+            (Some(cookie), Some(sent))
+                if !cookie.is_empty() && constant_time_eq(cookie.as_bytes(), sent.as_bytes()) => {}
             _ => return Err(AppError::Csrf),
         }
         if !is_form {
-            return Err(AppError::BadRequest("Forms must be sent as application/x-www-form-urlencoded.".into()));
+            return Err(AppError::BadRequest(
+                "Forms must be sent as application/x-www-form-urlencoded.".into(),
+            ));
         }
         serde_html_form::from_bytes(&body)
             .map(CsrfForm)

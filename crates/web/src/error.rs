@@ -59,10 +59,19 @@ struct ErrorPage<'a> {
 /// Renders a template with a status, falling back to plain text if rendering fails.
 pub(crate) fn render_with_status(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
-        Ok(html) => (status, [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Ok(html) => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
         Err(err) => {
             tracing::error!(error = %err, "template failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side.",
+            )
+                .into_response()
         }
     }
 }
@@ -102,7 +111,15 @@ impl IntoResponse for AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Something went wrong on our side; nothing you typed is at fault. It has been logged.".to_owned(), Some("Try again in a moment.".to_owned()))
             }
         };
-        render_with_status(status, &ErrorPage { status: status.as_u16(), title, message, hint })
+        render_with_status(
+            status,
+            &ErrorPage {
+                status: status.as_u16(),
+                title,
+                message,
+                hint,
+            },
+        )
     }
 }
 

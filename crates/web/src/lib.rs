@@ -43,7 +43,12 @@ pub struct Config {
 impl Config {
     /// Defaults for a local run on `bind`.
     pub fn local(bind: SocketAddr) -> Self {
-        Config { bind, base_url: None, smtp_url: None, smtp_from: "Heliograph <heliograph@localhost>".into() }
+        Config {
+            bind,
+            base_url: None,
+            smtp_url: None,
+            smtp_from: "Heliograph <heliograph@localhost>".into(),
+        }
     }
 }
 
@@ -85,14 +90,22 @@ impl Application {
             Some(url) => url.clone(),
             None => url::Url::parse(&format!("http://{local}/")).map_err(std::io::Error::other)?,
         };
-        let setup_url = auth::prepare_setup(&store, &base_url).await.map_err(std::io::Error::other)?;
+        let setup_url = auth::prepare_setup(&store, &base_url)
+            .await
+            .map_err(std::io::Error::other)?;
         let state = AppState(Arc::new(Inner {
             secure_cookies: base_url.scheme() == "https",
             metrics: metrics::Metrics::new(),
             store: store.clone(),
         }));
         let router = router::build(state);
-        Ok(Application { listener, router, base_url, setup_url, store })
+        Ok(Application {
+            listener,
+            router,
+            base_url,
+            setup_url,
+            store,
+        })
     }
 
     /// The port actually bound.
@@ -116,9 +129,16 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
         self.store.db().close().await;
         result
     }

@@ -13,9 +13,21 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset { name: "style.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../../static/style.css") },
-    Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../../../static/favicon.svg") },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../../static/app.js") },
+    Asset {
+        name: "style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../../static/style.css"),
+    },
+    Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../../../static/favicon.svg"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../static/app.js"),
+    },
 ];
 
 fn etag(body: &[u8]) -> String {
@@ -28,12 +40,27 @@ pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
     let tag = etag(asset.body);
-    let cache = (header::CACHE_CONTROL, "public, max-age=3600, must-revalidate");
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(tag.as_str()) {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag), (cache.0, cache.1.to_owned())]).into_response();
+    let cache = (
+        header::CACHE_CONTROL,
+        "public, max-age=3600, must-revalidate",
+    );
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(tag.as_str())
+    {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, tag), (cache.0, cache.1.to_owned())],
+        )
+            .into_response();
     }
     (
-        [(header::CONTENT_TYPE, asset.content_type.to_owned()), (header::ETAG, tag), (cache.0, cache.1.to_owned())],
+        [
+            (header::CONTENT_TYPE, asset.content_type.to_owned()),
+            (header::ETAG, tag),
+            (cache.0, cache.1.to_owned()),
+        ],
         asset.body,
     )
         .into_response()

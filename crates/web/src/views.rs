@@ -33,12 +33,17 @@ impl Shell {
     /// Whether the viewer holds at least `role`.
     pub fn can(&self, role: &str) -> bool {
         let needed: Role = role.parse().unwrap_or(Role::Admin);
-        self.user.as_ref().is_some_and(|u| u.user.role.allows(needed))
+        self.user
+            .as_ref()
+            .is_some_and(|u| u.user.role.allows(needed))
     }
 
     /// The viewer's zone (UTC when signed out).
     pub fn tz(&self) -> Tz {
-        self.user.as_ref().map(|u| u.user.time_zone.tz()).unwrap_or(Tz::UTC)
+        self.user
+            .as_ref()
+            .map(|u| u.user.time_zone.tz())
+            .unwrap_or(Tz::UTC)
     }
 
     /// An instant in the viewer's zone, e.g. `2026-11-28 14:05 GMT`.
@@ -48,21 +53,37 @@ impl Shell {
 
     /// An optional instant, or a dash.
     pub fn time_opt(&self, at: &Option<DateTime<Utc>>) -> String {
-        at.as_ref().map(|t| self.time(t)).unwrap_or_else(|| "—".into())
+        at.as_ref()
+            .map(|t| self.time(t))
+            .unwrap_or_else(|| "—".into())
     }
 }
 
 /// An instant in `tz`, with the zone's abbreviation (or offset) named.
 pub fn format_in(at: &DateTime<Utc>, tz: Tz) -> String {
-    at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    at.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 impl FromRequestParts<AppState> for Shell {
     type Rejection = AppError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
-        let CsrfToken(csrf) = parts.extensions.get::<CsrfToken>().cloned().unwrap_or(CsrfToken(String::new()));
-        Ok(Shell { user, csrf, flash: parts.extensions.get::<Flash>().cloned(), path: parts.uri.path().to_owned() })
+        let CsrfToken(csrf) = parts
+            .extensions
+            .get::<CsrfToken>()
+            .cloned()
+            .unwrap_or(CsrfToken(String::new()));
+        Ok(Shell {
+            user,
+            csrf,
+            flash: parts.extensions.get::<Flash>().cloned(),
+            path: parts.uri.path().to_owned(),
+        })
     }
 }
 
@@ -87,7 +108,11 @@ impl FieldErrors {
     }
 
     /// Runs a parse, recording its error under `field`.
-    pub fn check<T, E: std::fmt::Display>(&mut self, field: &'static str, result: Result<T, E>) -> Option<T> {
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &'static str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(e) => {

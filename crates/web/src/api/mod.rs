@@ -19,8 +19,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{ClientAddr, MinRole, hash_secret};
 use crate::AppState;
+use crate::auth::{ClientAddr, MinRole, hash_secret};
 
 mod teams;
 mod tokens;
@@ -40,7 +40,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -56,10 +59,13 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(tokens::revoke))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
-    router.route("/api/v1/openapi.json", axum::routing::get(move || {
-        let doc = doc.clone();
-        async move { Json(doc.as_ref().clone()) }
-    }))
+    router.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
 }
 
 /// The error body of every API answer that is not a success.
@@ -91,7 +97,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), fields: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            fields: None,
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -121,7 +132,11 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             other => {
                 tracing::error!(error = %other, "API request failed");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side; it has been logged.")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Something went wrong on our side; it has been logged.",
+                )
             }
         }
     }
@@ -135,7 +150,11 @@ impl From<crate::AppError> for ApiError {
             crate::AppError::BadRequest(m) => ApiError::bad_request(m),
             other => {
                 tracing::error!(error = %other, "API request failed");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side; it has been logged.")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Something went wrong on our side; it has been logged.",
+                )
             }
         }
     }
@@ -143,10 +162,19 @@ impl From<crate::AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message, fields: self.fields } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+                fields: self.fields,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }
@@ -158,7 +186,11 @@ pub struct Fields(BTreeMap<String, String>);
 
 impl Fields {
     /// Runs a parse, recording its error under `field`.
-    pub fn check<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
         match result {
             Ok(v) => Some(v),
             Err(e) => {
@@ -169,11 +201,17 @@ impl Fields {
     }
     /// Records an error.
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.entry(field.to_owned()).or_insert_with(|| message.into());
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| message.into());
     }
     /// Fails with every recorded error, if any.
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.0))
+        }
     }
 }
 
@@ -186,16 +224,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(match rejection {
-                JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json.")
-                }
-                JsonRejection::JsonSyntaxError(e) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("The body is not valid JSON: {}", e.body_text())),
-                JsonRejection::JsonDataError(e) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.body_text()),
-                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("The body is larger than the limit of {} bytes.", crate::router::BODY_LIMIT),
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Send the body as JSON with Content-Type: application/json.",
                 ),
+                JsonRejection::JsonSyntaxError(e) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("The body is not valid JSON: {}", e.body_text()),
+                ),
+                JsonRejection::JsonDataError(e) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    e.body_text(),
+                ),
+                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!(
+                            "The body is larger than the limit of {} bytes.",
+                            crate::router::BODY_LIMIT
+                        ),
+                    )
+                }
                 other => ApiError::bad_request(other.body_text()),
             }),
         }
@@ -211,13 +264,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+            .map_err(|e: QueryRejection| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+            })
     }
 }
 
 /// Parses a numeric id from the path; anything else is a 404.
 pub fn path_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found(format!("no resource with id {:?}", raw.chars().take(40).collect::<String>())))
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no resource with id {:?}",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
 }
 
 /// `?limit=&cursor=` on every list.
@@ -234,7 +294,11 @@ impl PageQuery {
         match self.limit {
             None => Ok(50),
             Some(n) if (1..=200).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "limit must be between 1 and 200")),
+            Some(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "limit must be between 1 and 200",
+            )),
         }
     }
 }
@@ -249,27 +313,54 @@ pub struct ApiAuth<R: MinRole> {
 impl<R: MinRole> ApiAuth<R> {
     /// The audit context for changes this caller makes.
     pub fn audit(&self) -> Audit {
-        Audit { actor_user_id: Some(self.user.id), actor: format!("{} (API)", self.user.email), client_addr: self.client_addr.clone() }
+        Audit {
+            actor_user_id: Some(self.user.id),
+            actor: format!("{} (API)", self.user.email),
+            client_addr: self.client_addr.clone(),
+        }
     }
 }
 
 impl<R: MinRole> FromRequestParts<AppState> for ApiAuth<R> {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("Send an API token as Authorization: Bearer <token>."))?;
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("Send an API token as Authorization: Bearer <token>."))?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("The Authorization header must be Bearer <token>."))?;
-        let (_, user) = state.store.authenticate_token(&hash_secret(token)).await?.ok_or_else(|| unauthorized("The API token is not valid or has been revoked."))?;
+        let (_, user) = state
+            .store
+            .authenticate_token(&hash_secret(token))
+            .await?
+            .ok_or_else(|| unauthorized("The API token is not valid or has been revoked."))?;
         if !user.role.allows(R::ROLE) {
-            return Err(ApiError::forbidden(format!("This needs the {} role; the token belongs to a {}.", R::ROLE, user.role)));
+            return Err(ApiError::forbidden(format!(
+                "This needs the {} role; the token belongs to a {}.",
+                R::ROLE,
+                user.role
+            )));
         }
-        let ClientAddr(client_addr) = ClientAddr::from_request_parts(parts, state).await.unwrap_or(ClientAddr(None));
-        Ok(ApiAuth { user, client_addr, _role: PhantomData })
+        let ClientAddr(client_addr) = ClientAddr::from_request_parts(parts, state)
+            .await
+            .unwrap_or(ClientAddr(None));
+        Ok(ApiAuth {
+            user,
+            client_addr,
+            _role: PhantomData,
+        })
     }
 }

@@ -27,9 +27,16 @@ struct IndexPage {
     user_count: i64,
 }
 
-pub async fn index(State(state): State<AppState>, _auth: Auth<Admin>, shell: Shell) -> Result<Response, AppError> {
+pub async fn index(
+    State(state): State<AppState>,
+    _auth: Auth<Admin>,
+    shell: Shell,
+) -> Result<Response, AppError> {
     let user_count = state.store.user_count().await?;
-    Ok(render_with_status(StatusCode::OK, &IndexPage { shell, user_count }))
+    Ok(render_with_status(
+        StatusCode::OK,
+        &IndexPage { shell, user_count },
+    ))
 }
 
 /// The values of the user form, as typed.
@@ -60,33 +67,81 @@ struct UsersPage {
     errors: FieldErrors,
 }
 
-async fn users_page(state: &AppState, shell: Shell, form: UserForm, errors: FieldErrors) -> Result<UsersPage, AppError> {
-    Ok(UsersPage { shell, users: state.store.all_users().await?, form, roles: Role::ALL, zones: zone_names(), errors })
+async fn users_page(
+    state: &AppState,
+    shell: Shell,
+    form: UserForm,
+    errors: FieldErrors,
+) -> Result<UsersPage, AppError> {
+    Ok(UsersPage {
+        shell,
+        users: state.store.all_users().await?,
+        form,
+        roles: Role::ALL,
+        zones: zone_names(),
+        errors,
+    })
 }
 
-pub async fn users(State(state): State<AppState>, _auth: Auth<Admin>, shell: Shell) -> Result<Response, AppError> {
-    let form = UserForm { role: "responder".into(), time_zone: "UTC".into(), ..Default::default() };
-    Ok(render_with_status(StatusCode::OK, &users_page(&state, shell, form, FieldErrors::default()).await?))
+pub async fn users(
+    State(state): State<AppState>,
+    _auth: Auth<Admin>,
+    shell: Shell,
+) -> Result<Response, AppError> {
+    let form = UserForm {
+        role: "responder".into(),
+        time_zone: "UTC".into(),
+        ..Default::default()
+    };
+    Ok(render_with_status(
+        StatusCode::OK,
+        &users_page(&state, shell, form, FieldErrors::default()).await?,
+    ))
 }
 
-pub async fn create_user(State(state): State<AppState>, auth: Auth<Admin>, shell: Shell, CsrfForm(form): CsrfForm<UserForm>) -> Result<Response, AppError> {
+pub async fn create_user(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    shell: Shell,
+    CsrfForm(form): CsrfForm<UserForm>,
+) -> Result<Response, AppError> {
     let mut errors = FieldErrors::default();
     let name = errors.check("name", DisplayName::parse(&form.name));
     let email = errors.check("email", UserEmail::parse(&form.email));
     let role = errors.check("role", form.role.parse::<Role>());
     let time_zone = errors.check("time_zone", TimeZone::parse(&form.time_zone));
     let password = errors.check("password", Password::parse(&form.password));
-    if let (Some(name), Some(email), Some(role), Some(time_zone), Some(password)) = (name, email, role, time_zone, password) {
+    if let (Some(name), Some(email), Some(role), Some(time_zone), Some(password)) =
+        (name, email, role, time_zone, password)
+    {
         let password_hash = Some(auth::hash_password(password).await?);
-        let new = NewUser { email, name, time_zone, role, password_hash };
+        let new = NewUser {
+            email,
+            name,
+            time_zone,
+            role,
+            password_hash,
+        };
         match state.store.create_user(&new, &auth.audit()).await {
-            Ok(user) => return Ok(redirect_with("/admin/users", "success", format!("{} ({}) can now sign in.", user.name, user.email))),
+            Ok(user) => {
+                return Ok(redirect_with(
+                    "/admin/users",
+                    "success",
+                    format!("{} ({}) can now sign in.", user.name, user.email),
+                ));
+            }
             Err(StoreError::Conflict(m)) => errors.add("email", m),
             Err(e) => return Err(e.into()),
         }
     }
-    let form = UserForm { password: String::new(), ..form };
-    Ok(render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &users_page(&state, shell, form, errors).await?))
+    let form = UserForm {
+        password: String::new(),
+        ..form
+    };
+    Ok(render_with_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &users_page(&state, shell, form, errors).await?,
+    ))
 }
 
 #[derive(Template)]
@@ -101,7 +156,12 @@ struct UserEditPage {
     is_self: bool,
 }
 
-pub async fn user_form(State(state): State<AppState>, auth: Auth<Admin>, shell: Shell, Path(id): Path<String>) -> Result<Response, AppError> {
+pub async fn user_form(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    shell: Shell,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     let user = state.store.user(super::parse_id(&id)?).await?;
     let form = UserForm {
         name: user.name.to_string(),
@@ -112,10 +172,27 @@ pub async fn user_form(State(state): State<AppState>, auth: Auth<Admin>, shell: 
         disabled: user.disabled.then(|| "on".into()),
     };
     let is_self = user.id == auth.user.id;
-    Ok(render_with_status(StatusCode::OK, &UserEditPage { shell, user, form, roles: Role::ALL, zones: zone_names(), errors: FieldErrors::default(), is_self }))
+    Ok(render_with_status(
+        StatusCode::OK,
+        &UserEditPage {
+            shell,
+            user,
+            form,
+            roles: Role::ALL,
+            zones: zone_names(),
+            errors: FieldErrors::default(),
+            is_self,
+        },
+    ))
 }
 
-pub async fn update_user(State(state): State<AppState>, auth: Auth<Admin>, shell: Shell, Path(id): Path<String>, CsrfForm(form): CsrfForm<UserForm>) -> Result<Response, AppError> {
+pub async fn update_user(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    shell: Shell,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<UserForm>,
+) -> Result<Response, AppError> {
     let user = state.store.user(super::parse_id(&id)?).await?;
     let is_self = user.id == auth.user.id;
     let mut errors = FieldErrors::default();
@@ -124,29 +201,69 @@ pub async fn update_user(State(state): State<AppState>, auth: Auth<Admin>, shell
     let role = errors.check("role", form.role.parse::<Role>());
     let time_zone = errors.check("time_zone", TimeZone::parse(&form.time_zone));
     let disabled = form.disabled.is_some();
-    let password = if form.password.is_empty() { None } else { errors.check("password", Password::parse(&form.password)) };
+    let password = if form.password.is_empty() {
+        None
+    } else {
+        errors.check("password", Password::parse(&form.password))
+    };
     if is_self && role.is_some_and(|r| r != Role::Admin) {
-        errors.add("role", "You cannot remove your own admin role; ask another admin");
+        errors.add(
+            "role",
+            "You cannot remove your own admin role; ask another admin",
+        );
     }
     if is_self && disabled {
         errors.add("disabled", "You cannot disable your own account");
     }
-    if let (Some(name), Some(email), Some(role), Some(time_zone), true) = (name, email, role, time_zone, errors.is_empty()) {
-        let patch = UserPatch { email: Some(email), name: Some(name), time_zone: Some(time_zone), role: Some(role), disabled: Some(disabled) };
-        match state.store.update_user(user.id, &patch, &auth.audit()).await {
+    if let (Some(name), Some(email), Some(role), Some(time_zone), true) =
+        (name, email, role, time_zone, errors.is_empty())
+    {
+        let patch = UserPatch {
+            email: Some(email),
+            name: Some(name),
+            time_zone: Some(time_zone),
+            role: Some(role),
+            disabled: Some(disabled),
+        };
+        match state
+            .store
+            .update_user(user.id, &patch, &auth.audit())
+            .await
+        {
             Ok(saved) => {
                 if let Some(password) = password {
                     let hash = auth::hash_password(password).await?;
-                    state.store.set_password(saved.id, &hash, None, &auth.audit()).await?;
+                    state
+                        .store
+                        .set_password(saved.id, &hash, None, &auth.audit())
+                        .await?;
                 }
-                return Ok(redirect_with("/admin/users", "success", format!("{} saved.", saved.email)));
+                return Ok(redirect_with(
+                    "/admin/users",
+                    "success",
+                    format!("{} saved.", saved.email),
+                ));
             }
             Err(StoreError::Conflict(m)) => errors.add("email", m),
             Err(e) => return Err(e.into()),
         }
     }
-    let form = UserForm { password: String::new(), ..form };
-    Ok(render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &UserEditPage { shell, user, form, roles: Role::ALL, zones: zone_names(), errors, is_self }))
+    let form = UserForm {
+        password: String::new(),
+        ..form
+    };
+    Ok(render_with_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &UserEditPage {
+            shell,
+            user,
+            form,
+            roles: Role::ALL,
+            zones: zone_names(),
+            errors,
+            is_self,
+        },
+    ))
 }
 
 #[derive(Template)]
@@ -160,8 +277,19 @@ struct TokensPage {
     errors: FieldErrors,
 }
 
-pub async fn tokens(State(state): State<AppState>, _auth: Auth<Admin>, shell: Shell) -> Result<Response, AppError> {
-    let page = TokensPage { shell, tokens: state.store.all_tokens().await?, users: state.store.all_users().await?, user_id: String::new(), name: String::new(), errors: FieldErrors::default() };
+pub async fn tokens(
+    State(state): State<AppState>,
+    _auth: Auth<Admin>,
+    shell: Shell,
+) -> Result<Response, AppError> {
+    let page = TokensPage {
+        shell,
+        tokens: state.store.all_tokens().await?,
+        users: state.store.all_users().await?,
+        user_id: String::new(),
+        name: String::new(),
+        errors: FieldErrors::default(),
+    };
     Ok(render_with_status(StatusCode::OK, &page))
 }
 
@@ -173,30 +301,74 @@ pub struct AdminTokenForm {
     name: String,
 }
 
-pub async fn create_token(State(state): State<AppState>, auth: Auth<Admin>, shell: Shell, CsrfForm(form): CsrfForm<AdminTokenForm>) -> Result<Response, AppError> {
+pub async fn create_token(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    shell: Shell,
+    CsrfForm(form): CsrfForm<AdminTokenForm>,
+) -> Result<Response, AppError> {
     let mut errors = FieldErrors::default();
     let users = state.store.all_users().await?;
-    let owner = form.user_id.parse::<i64>().ok().and_then(|id| users.iter().find(|u| u.id == id)).cloned();
+    let owner = form
+        .user_id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| users.iter().find(|u| u.id == id))
+        .cloned();
     if owner.is_none() {
         errors.add("user_id", "Choose the user the token is for");
     }
     let name = errors.check("name", TokenName::parse(&form.name));
     let (Some(owner), Some(name)) = (owner, name) else {
-        let page = TokensPage { shell, tokens: state.store.all_tokens().await?, users, user_id: form.user_id, name: form.name, errors };
+        let page = TokensPage {
+            shell,
+            tokens: state.store.all_tokens().await?,
+            users,
+            user_id: form.user_id,
+            name: form.name,
+            errors,
+        };
         return Ok(render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     let token = new_api_token();
-    state.store.create_token(owner.id, &name, &auth::hash_secret(&token), &token_prefix(&token), &auth.audit()).await?;
-    Ok(render_with_status(StatusCode::OK, &TokenCreatedPage { shell, token, name: name.to_string(), owner: owner.email.to_string(), back: "/admin/tokens" }))
+    state
+        .store
+        .create_token(
+            owner.id,
+            &name,
+            &auth::hash_secret(&token),
+            &token_prefix(&token),
+            &auth.audit(),
+        )
+        .await?;
+    Ok(render_with_status(
+        StatusCode::OK,
+        &TokenCreatedPage {
+            shell,
+            token,
+            name: name.to_string(),
+            owner: owner.email.to_string(),
+            back: "/admin/tokens",
+        },
+    ))
 }
 
 #[derive(Deserialize)]
 pub struct Empty {}
 
-pub async fn revoke_token(State(state): State<AppState>, auth: Auth<Admin>, Path(id): Path<String>, CsrfForm(_): CsrfForm<Empty>) -> Result<Response, AppError> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Auth<Admin>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
     let id = super::parse_id(&id)?;
     let token = state.store.revoke_token(id, &auth.audit()).await?;
-    Ok(redirect_with("/admin/tokens", "success", format!("Token \"{}\" revoked.", token.name)))
+    Ok(redirect_with(
+        "/admin/tokens",
+        "success",
+        format!("Token \"{}\" revoked.", token.name),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -227,18 +399,30 @@ struct AuditPage {
 
 /// The start of a local calendar day in `tz`, as an instant.
 fn day_start(raw: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, String> {
-    let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| "Use a date like 2026-11-28".to_owned())?;
+    let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| "Use a date like 2026-11-28".to_owned())?;
     let local = date.and_hms_opt(0, 0, 0).ok_or("Not a valid date")?;
     Ok(heliograph_domain::resolve_local(tz, local))
 }
 
-pub async fn audit(State(state): State<AppState>, _auth: Auth<Admin>, shell: Shell, query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, AppError> {
+pub async fn audit(
+    State(state): State<AppState>,
+    _auth: Auth<Admin>,
+    shell: Shell,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
     let query = query.map(|q| q.0).unwrap_or_default();
     let tz = shell.tz();
     let mut errors = FieldErrors::default();
     let mut filter = AuditFilter::default();
     if !query.actor.is_empty() {
-        filter.actor_user_id = errors.check("actor", query.actor.parse::<i64>().map_err(|_| "Choose a user from the list"));
+        filter.actor_user_id = errors.check(
+            "actor",
+            query
+                .actor
+                .parse::<i64>()
+                .map_err(|_| "Choose a user from the list"),
+        );
     }
     if !query.target_type.is_empty() {
         filter.target_type = Some(query.target_type.clone());
@@ -247,23 +431,39 @@ pub async fn audit(State(state): State<AppState>, _auth: Auth<Admin>, shell: She
         filter.from = errors.check("from", day_start(&query.from, tz));
     }
     if !query.to.is_empty() {
-        filter.to = errors.check("to", day_start(&query.to, tz).map(|t| t + chrono::TimeDelta::days(1)));
+        filter.to = errors.check(
+            "to",
+            day_start(&query.to, tz).map(|t| t + chrono::TimeDelta::days(1)),
+        );
     }
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if to <= from {
-            errors.add("to", "The end date must not be before the start date");
-        }
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && to <= from
+    {
+        errors.add("to", "The end date must not be before the start date");
     }
     let cursor = query.cursor.parse::<i64>().ok();
     let users = state.store.all_users().await?;
     let target_types = state.store.audit_target_types().await?;
     if !errors.is_empty() {
-        let page = AuditPage { shell, entries: Vec::new(), users, target_types, query, errors, next_link: None };
+        let page = AuditPage {
+            shell,
+            entries: Vec::new(),
+            users,
+            target_types,
+            query,
+            errors,
+            next_link: None,
+        };
         return Ok(render_with_status(StatusCode::BAD_REQUEST, &page));
     }
     let page = state.store.audit_log(&filter, 100, cursor).await?;
     let next_link = page.next_cursor.map(|c| {
-        let params = [("actor", &query.actor), ("target_type", &query.target_type), ("from", &query.from), ("to", &query.to)];
+        let params = [
+            ("actor", &query.actor),
+            ("target_type", &query.target_type),
+            ("from", &query.from),
+            ("to", &query.to),
+        ];
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in params {
             ser.append_pair(k, v);
@@ -271,6 +471,14 @@ pub async fn audit(State(state): State<AppState>, _auth: Auth<Admin>, shell: She
         ser.append_pair("cursor", &c.to_string());
         format!("/admin/audit?{}", ser.finish())
     });
-    let page = AuditPage { shell, entries: page.items, users, target_types, query, errors, next_link };
+    let page = AuditPage {
+        shell,
+        entries: page.items,
+        users,
+        target_types,
+        query,
+        errors,
+        next_link,
+    };
     Ok(render_with_status(StatusCode::OK, &page))
 }

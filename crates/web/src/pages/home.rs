@@ -17,8 +17,16 @@ pub struct HomePage {
     user_count: i64,
 }
 
-pub async fn get(State(state): State<AppState>, auth: Auth<Viewer>, shell: Shell) -> Result<HomePage, AppError> {
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth<Viewer>,
+    shell: Shell,
+) -> Result<HomePage, AppError> {
     let teams = state.store.teams_of(auth.user.id).await?;
     let user_count = state.store.user_count().await?;
-    Ok(HomePage { shell, teams, user_count })
+    Ok(HomePage {
+        shell,
+        teams,
+        user_count,
+    })
 }

@@ -56,8 +56,15 @@ impl ProfilePage {
     }
 }
 
-pub async fn get(State(state): State<AppState>, auth: Auth<Viewer>, shell: Shell) -> Result<Response, AppError> {
-    Ok(render_with_status(StatusCode::OK, &ProfilePage::load(&state, &auth, shell).await?))
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth<Viewer>,
+    shell: Shell,
+) -> Result<Response, AppError> {
+    Ok(render_with_status(
+        StatusCode::OK,
+        &ProfilePage::load(&state, &auth, shell).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -68,7 +75,12 @@ pub struct ProfileForm {
     time_zone: String,
 }
 
-pub async fn update(State(state): State<AppState>, auth: Auth<Viewer>, shell: Shell, CsrfForm(form): CsrfForm<ProfileForm>) -> Result<Response, AppError> {
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth<Viewer>,
+    shell: Shell,
+    CsrfForm(form): CsrfForm<ProfileForm>,
+) -> Result<Response, AppError> {
     let mut errors = FieldErrors::default();
     let name = errors.check("name", DisplayName::parse(&form.name));
     let time_zone = errors.check("time_zone", TimeZone::parse(&form.time_zone));
@@ -79,8 +91,15 @@ pub async fn update(State(state): State<AppState>, auth: Auth<Viewer>, shell: Sh
         page.errors = errors;
         return Ok(render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
-    let patch = UserPatch { name: Some(name), time_zone: Some(time_zone), ..Default::default() };
-    state.store.update_user(auth.user.id, &patch, &auth.audit()).await?;
+    let patch = UserPatch {
+        name: Some(name),
+        time_zone: Some(time_zone),
+        ..Default::default()
+    };
+    state
+        .store
+        .update_user(auth.user.id, &patch, &auth.audit())
+        .await?;
     Ok(redirect_with("/profile", "success", "Profile saved."))
 }
 
@@ -94,7 +113,12 @@ pub struct PasswordForm {
     confirm: String,
 }
 
-pub async fn change_password(State(state): State<AppState>, auth: Auth<Viewer>, shell: Shell, CsrfForm(form): CsrfForm<PasswordForm>) -> Result<Response, AppError> {
+pub async fn change_password(
+    State(state): State<AppState>,
+    auth: Auth<Viewer>,
+    shell: Shell,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<Response, AppError> {
     let mut errors = FieldErrors::default();
     let hash = state.store.password_hash(auth.user.id).await?;
     if !auth::verify_password(form.current.clone(), hash).await {
@@ -110,8 +134,15 @@ pub async fn change_password(State(state): State<AppState>, auth: Auth<Viewer>, 
         return Ok(render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     let hash = auth::hash_password(new).await?;
-    state.store.set_password(auth.user.id, &hash, Some(auth.session_id), &auth.audit()).await?;
-    Ok(redirect_with("/profile", "success", "Password changed. Your other sessions were signed out."))
+    state
+        .store
+        .set_password(auth.user.id, &hash, Some(auth.session_id), &auth.audit())
+        .await?;
+    Ok(redirect_with(
+        "/profile",
+        "success",
+        "Password changed. Your other sessions were signed out.",
+    ))
 }
 
 #[derive(Deserialize)]
@@ -130,7 +161,12 @@ pub fn new_api_token() -> String {
     format!("hg_{}", auth::new_secret())
 }
 
-pub async fn create_token(State(state): State<AppState>, auth: Auth<Viewer>, shell: Shell, CsrfForm(form): CsrfForm<TokenForm>) -> Result<Response, AppError> {
+pub async fn create_token(
+    State(state): State<AppState>,
+    auth: Auth<Viewer>,
+    shell: Shell,
+    CsrfForm(form): CsrfForm<TokenForm>,
+) -> Result<Response, AppError> {
     let mut errors = FieldErrors::default();
     let Some(name) = errors.check("token_name", TokenName::parse(&form.name)) else {
         let mut page = ProfilePage::load(&state, &auth, shell).await?;
@@ -139,22 +175,46 @@ pub async fn create_token(State(state): State<AppState>, auth: Auth<Viewer>, she
         return Ok(render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     let token = new_api_token();
-    state.store.create_token(auth.user.id, &name, &auth::hash_secret(&token), &token_prefix(&token), &auth.audit()).await?;
+    state
+        .store
+        .create_token(
+            auth.user.id,
+            &name,
+            &auth::hash_secret(&token),
+            &token_prefix(&token),
+            &auth.audit(),
+        )
+        .await?;
     Ok(render_with_status(
         StatusCode::OK,
-        &TokenCreatedPage { shell, token, name: name.to_string(), owner: auth.user.email.to_string(), back: "/profile" },
+        &TokenCreatedPage {
+            shell,
+            token,
+            name: name.to_string(),
+            owner: auth.user.email.to_string(),
+            back: "/profile",
+        },
     ))
 }
 
 #[derive(Deserialize)]
 pub struct Empty {}
 
-pub async fn revoke_token(State(state): State<AppState>, auth: Auth<Viewer>, Path(id): Path<String>, CsrfForm(_): CsrfForm<Empty>) -> Result<Response, AppError> {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    auth: Auth<Viewer>,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
     let id = super::parse_id(&id)?;
     let token = state.store.token(id).await?;
     if token.user_id != auth.user.id {
         return Err(AppError::NotFound);
     }
     state.store.revoke_token(id, &auth.audit()).await?;
-    Ok(redirect_with("/profile", "success", format!("Token \"{}\" revoked.", token.name)))
+    Ok(redirect_with(
+        "/profile",
+        "success",
+        format!("Token \"{}\" revoked.", token.name),
+    ))
 }
