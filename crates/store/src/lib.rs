@@ -24,6 +24,8 @@ use sqlx::sqlite::{
 };
 
 pub mod audit;
+pub mod incidents;
+pub mod services;
 pub mod sessions;
 pub mod settings;
 pub mod teams;

@@ -1,0 +1,763 @@
+//! Incidents: declaring, the transitions of their status, roles, responders, updates, notes
+//! and the timeline that records each of them.
+//!
+//! Every change is one transaction: the incident row changes only if it is still in the state
+//! the change expects (a conditional `UPDATE … WHERE status = …` or `version = …`), then the
+//! timeline entry and the audit entry are written. Two people acknowledging at once therefore
+//! yield one acknowledgement; a stale edit is refused instead of overwriting.
+//! On PostgreSQL each change also sends `NOTIFY heliograph_incidents, '<number>'`, delivered to
+//! every replica when the transaction commits.
+
+use chrono::{DateTime, Utc};
+use heliograph_domain::{IncidentRole, IncidentStatus, Phase, Severity};
+use serde::Serialize;
+
+use crate::audit::{Change, record};
+use crate::services::Service;
+use crate::users::User;
+use crate::{Audit, Result, Store, StoreError, Tx, read, tx};
+
+/// The PostgreSQL channel that carries incident numbers on every change.
+pub const NOTIFY_CHANNEL: &str = "heliograph_incidents";
+
+/// One numbered problem being handled.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Incident {
+    pub id: i64,
+    pub number: i64,
+    pub title: String,
+    pub description: String,
+    #[sqlx(try_from = "String")]
+    pub severity: Severity,
+    #[sqlx(try_from = "String")]
+    pub status: IncidentStatus,
+    pub phase: Option<String>,
+    pub commander_id: Option<i64>,
+    pub comms_lead_id: Option<i64>,
+    pub scribe_id: Option<i64>,
+    pub declared_by: Option<i64>,
+    pub triggered_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Grows by one with every change; edits must name the version they started from.
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! incident_columns {
+    () => {
+        "id, number, title, description, severity, status, phase, commander_id, comms_lead_id, scribe_id, declared_by, \
+         triggered_at, acknowledged_at, resolved_at, version, updated_at"
+    };
+}
+
+macro_rules! incident_columns_i {
+    () => {
+        "i.id, i.number, i.title, i.description, i.severity, i.status, i.phase, i.commander_id, i.comms_lead_id, i.scribe_id, \
+         i.declared_by, i.triggered_at, i.acknowledged_at, i.resolved_at, i.version, i.updated_at"
+    };
+}
+
+/// The WHERE clause of the list, with its ten parameters $1…$10.
+macro_rules! incident_filter {
+    () => {
+        "($1 IS NULL OR i.status = $1)
+         AND ($2 = FALSE OR i.status <> 'resolved')
+         AND ($3 IS NULL OR i.severity = $3)
+         AND ($4 IS NULL OR EXISTS (SELECT 1 FROM incident_services s WHERE s.incident_id = i.id AND s.service_id = $4))
+         AND ($5 IS NULL OR EXISTS (SELECT 1 FROM incident_services s JOIN services v ON v.id = s.service_id WHERE s.incident_id = i.id AND v.team_id = $5))
+         AND ($6 IS NULL OR i.triggered_at >= $6)
+         AND ($7 IS NULL OR i.triggered_at < $7)
+         AND ($8 IS NULL OR i.number = $8)
+         AND ($9 IS NULL OR LOWER(i.title) LIKE $9 ESCAPE '\\')
+         AND ($10 IS NULL OR LOWER(i.title) LIKE $10 ESCAPE '\\')"
+    };
+}
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub incident_id: i64,
+    pub at: DateTime<Utc>,
+    pub actor_user_id: Option<i64>,
+    pub actor: String,
+    /// declared, acknowledged, resolved, reopened, severity_changed, status_update, note,
+    /// role_assigned, responder_added, edited
+    pub kind: String,
+    pub body: String,
+    pub phase: Option<String>,
+}
+
+/// What is needed to declare an incident.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub title: String,
+    pub description: String,
+    pub severity: Severity,
+    pub service_ids: Vec<i64>,
+    pub commander_id: Option<i64>,
+}
+
+/// An incident with the people and services around it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    pub services: Vec<Service>,
+    pub responders: Vec<User>,
+    pub commander: Option<User>,
+    pub comms_lead: Option<User>,
+    pub scribe: Option<User>,
+}
+
+/// Filters of the incident list; each narrows it when set.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub status: Option<IncidentStatus>,
+    /// Open = triggered or acknowledged.
+    pub open_only: bool,
+    pub severity: Option<Severity>,
+    pub service_id: Option<i64>,
+    pub team_id: Option<i64>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// A number ("42" or "#42") or words that must all appear in the title.
+    pub search: Option<String>,
+}
+
+/// A row of the incident list.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct IncidentRow {
+    #[sqlx(flatten)]
+    pub incident: Incident,
+    pub commander_name: Option<String>,
+}
+
+/// How many incidents of each status match a filter (ignoring its status part).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusCounts {
+    pub triggered: i64,
+    pub acknowledged: i64,
+    pub resolved: i64,
+}
+
+async fn notify(tx: &mut Tx, number: i64) -> Result<()> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(NOTIFY_CHANNEL)
+            .bind(number.to_string())
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn add_entry(
+    tx: &mut Tx,
+    incident_id: i64,
+    at: DateTime<Utc>,
+    audit: &Audit,
+    kind: &str,
+    body: &str,
+    phase: Option<&str>,
+) -> Result<()> {
+    tx!(tx, c => sqlx::query(
+        "INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, phase) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(incident_id)
+    .bind(at)
+    .bind(audit.actor_user_id)
+    .bind(&audit.actor)
+    .bind(kind)
+    .bind(body)
+    .bind(phase)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_escape(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    for ch in word.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+impl Store {
+    /// Declares an incident: the next number, status triggered, a `declared` timeline entry.
+    pub async fn declare_incident(&self, new: &NewIncident, audit: &Audit) -> Result<Incident> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let (number,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
+            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
+        )
+        .fetch_one(c)
+        .await)?;
+        let incident: Incident = tx!(&mut tx, c => sqlx::query_as(concat!(
+            "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $7) RETURNING ", incident_columns!()))
+            .bind(number)
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(new.severity.as_str())
+            .bind(new.commander_id)
+            .bind(audit.actor_user_id)
+            .bind(now)
+            .fetch_one(c)
+            .await)?;
+        let mut service_ids = new.service_ids.clone();
+        service_ids.sort_unstable();
+        service_ids.dedup();
+        for service_id in &service_ids {
+            tx!(&mut tx, c => sqlx::query("INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)")
+                .bind(incident.id)
+                .bind(service_id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("service {service_id} does not exist")),
+                other => other,
+            })?;
+        }
+        add_entry(
+            &mut tx,
+            incident.id,
+            now,
+            audit,
+            "declared",
+            &format!("Declared {} — {}", new.severity, new.title),
+            None,
+        )
+        .await?;
+        record(
+            &mut tx,
+            audit,
+            now,
+            Change::new(
+                "incident.declare",
+                "incident",
+                number,
+                format!("declared #{number} {} {}", new.severity, new.title),
+            )
+            .after(&incident),
+        )
+        .await?;
+        notify(&mut tx, number).await?;
+        tx.commit().await?;
+        Ok(incident)
+    }
+
+    /// The incident with this number.
+    pub async fn incident(&self, number: i64) -> Result<Incident> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", incident_columns!(), " FROM incidents WHERE number = $1")).bind(number).fetch_one(c).await)
+            .map_err(Into::into)
+    }
+
+    /// The incident with its services, responders and role holders.
+    pub async fn incident_detail(&self, number: i64) -> Result<IncidentDetail> {
+        let incident = self.incident(number).await?;
+        let services: Vec<Service> = read!(self.db(), c => sqlx::query_as(
+            "SELECT s.id, s.name, s.description, s.kind, s.workload_class, s.team_id, s.created_at, s.updated_at
+             FROM services s JOIN incident_services i ON i.service_id = s.id WHERE i.incident_id = $1 ORDER BY s.name",
+        )
+        .bind(incident.id)
+        .fetch_all(c)
+        .await)?;
+        let responders: Vec<User> = read!(self.db(), c => sqlx::query_as(
+            "SELECT u.id, u.email, u.name, u.time_zone, u.role, u.disabled, u.created_at, u.updated_at
+             FROM users u JOIN incident_responders r ON r.user_id = u.id WHERE r.incident_id = $1 ORDER BY r.added_at, u.id",
+        )
+        .bind(incident.id)
+        .fetch_all(c)
+        .await)?;
+        let mut holders = Vec::new();
+        for id in [
+            incident.commander_id,
+            incident.comms_lead_id,
+            incident.scribe_id,
+        ] {
+            holders.push(match id {
+                Some(id) => Some(self.user(id).await?),
+                None => None,
+            });
+        }
+        let scribe = holders.pop().flatten();
+        let comms_lead = holders.pop().flatten();
+        let commander = holders.pop().flatten();
+        Ok(IncidentDetail {
+            incident,
+            services,
+            responders,
+            commander,
+            comms_lead,
+            scribe,
+        })
+    }
+
+    /// The timeline, oldest first; `updates_only` keeps status updates alone.
+    pub async fn timeline(
+        &self,
+        incident_id: i64,
+        updates_only: bool,
+    ) -> Result<Vec<TimelineEntry>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT id, incident_id, at, actor_user_id, actor, kind, body, phase FROM timeline
+             WHERE incident_id = $1 AND ($2 = FALSE OR kind = 'status_update') ORDER BY id",
+        )
+        .bind(incident_id)
+        .bind(updates_only)
+        .fetch_all(c)
+        .await)
+        .map_err(Into::into)
+    }
+
+    /// Runs one change of an incident: a conditional update, a timeline entry and an audit
+    /// entry, in one transaction. `Ok(None)` when the condition no longer held.
+    async fn change_incident(
+        &self,
+        number: i64,
+        update: &'static str,
+        bind: impl FnOnce(Binder) -> Binder,
+        audit: &Audit,
+        action: &str,
+        entry: (&str, String, Option<&str>),
+    ) -> Result<Option<Incident>> {
+        let now = self.now();
+        let before = self.incident(number).await?;
+        let mut tx = self.db().begin().await?;
+        let binder = bind(Binder::new(number, now));
+        let after: Option<Incident> =
+            tx!(&mut tx, c => binder.apply(sqlx::query_as(update)).fetch_optional(c).await)?;
+        let Some(after) = after else {
+            return Ok(None);
+        };
+        let (kind, body, phase) = entry;
+        add_entry(&mut tx, after.id, now, audit, kind, &body, phase).await?;
+        record(
+            &mut tx,
+            audit,
+            now,
+            Change::new(action, "incident", number, format!("#{number}: {body}"))
+                .before(&before)
+                .after(&after),
+        )
+        .await?;
+        notify(&mut tx, number).await?;
+        tx.commit().await?;
+        Ok(Some(after))
+    }
+
+    /// Acknowledges a triggered incident. Only one of several simultaneous acknowledgements
+    /// wins; the others get [`StoreError::Conflict`].
+    pub async fn acknowledge_incident(&self, number: i64, audit: &Audit) -> Result<Incident> {
+        let sql = concat!(
+            "UPDATE incidents SET status = 'acknowledged', acknowledged_at = COALESCE(acknowledged_at, $2), version = version + 1, updated_at = $2
+             WHERE number = $1 AND status = 'triggered' RETURNING ", incident_columns!());
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b,
+                audit,
+                "incident.acknowledge",
+                (
+                    "acknowledged",
+                    format!("Acknowledged by {}", audit.actor),
+                    None,
+                ),
+            )
+            .await?;
+        done.ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "#{number} is not triggered any more (already acknowledged or resolved)"
+            ))
+        })
+    }
+
+    /// Resolves an open incident.
+    pub async fn resolve_incident(&self, number: i64, audit: &Audit) -> Result<Incident> {
+        let sql = concat!(
+            "UPDATE incidents SET status = 'resolved', resolved_at = $2, version = version + 1, updated_at = $2
+             WHERE number = $1 AND status <> 'resolved' RETURNING ", incident_columns!());
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b,
+                audit,
+                "incident.resolve",
+                ("resolved", format!("Resolved by {}", audit.actor), None),
+            )
+            .await?;
+        done.ok_or_else(|| StoreError::Conflict(format!("#{number} is already resolved")))
+    }
+
+    /// Reopens a resolved incident (status triggered again; earlier timestamps stay as history).
+    pub async fn reopen_incident(&self, number: i64, audit: &Audit) -> Result<Incident> {
+        let sql = concat!(
+            "UPDATE incidents SET status = 'triggered', version = version + 1, updated_at = $2
+             WHERE number = $1 AND status = 'resolved' RETURNING ",
+            incident_columns!()
+        );
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b,
+                audit,
+                "incident.reopen",
+                ("reopened", format!("Reopened by {}", audit.actor), None),
+            )
+            .await?;
+        done.ok_or_else(|| StoreError::Conflict(format!("#{number} is not resolved")))
+    }
+
+    /// Changes the severity, with a reason for the timeline.
+    pub async fn change_severity(
+        &self,
+        number: i64,
+        severity: Severity,
+        reason: &str,
+        audit: &Audit,
+    ) -> Result<Incident> {
+        let before = self.incident(number).await?;
+        if before.severity == severity {
+            return Err(StoreError::Conflict(format!(
+                "#{number} is already {severity}"
+            )));
+        }
+        let sql = concat!(
+            "UPDATE incidents SET severity = $3, version = version + 1, updated_at = $2
+             WHERE number = $1 AND severity = $4 RETURNING ",
+            incident_columns!()
+        );
+        let body = format!("Severity {} → {}: {}", before.severity, severity, reason);
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b.text(severity.as_str()).text(before.severity.as_str()),
+                audit,
+                "incident.severity",
+                ("severity_changed", body, None),
+            )
+            .await?;
+        done.ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "the severity of #{number} changed meanwhile; reload and try again"
+            ))
+        })
+    }
+
+    /// Gives a role to a person (or takes it away with `None`).
+    pub async fn assign_role(
+        &self,
+        number: i64,
+        role: IncidentRole,
+        user: Option<&User>,
+        audit: &Audit,
+    ) -> Result<Incident> {
+        let sql = match role {
+            IncidentRole::Commander => concat!(
+                "UPDATE incidents SET commander_id = $3, version = version + 1, updated_at = $2 WHERE number = $1 RETURNING ",
+                incident_columns!()
+            ),
+            IncidentRole::CommunicationsLead => concat!(
+                "UPDATE incidents SET comms_lead_id = $3, version = version + 1, updated_at = $2 WHERE number = $1 RETURNING ",
+                incident_columns!()
+            ),
+            IncidentRole::Scribe => concat!(
+                "UPDATE incidents SET scribe_id = $3, version = version + 1, updated_at = $2 WHERE number = $1 RETURNING ",
+                incident_columns!()
+            ),
+        };
+        let body = match user {
+            Some(u) => format!("{} is now {}", u.name, role.label().to_lowercase()),
+            None => format!("{} unassigned", role.label()),
+        };
+        let id = user.map(|u| u.id);
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b.id(id),
+                audit,
+                "incident.role",
+                ("role_assigned", body, None),
+            )
+            .await?;
+        done.ok_or(StoreError::NotFound)
+    }
+
+    /// Adds a responder; adding someone twice is a conflict.
+    pub async fn add_responder(&self, number: i64, user: &User, audit: &Audit) -> Result<()> {
+        let incident = self.incident(number).await?;
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query("INSERT INTO incident_responders (incident_id, user_id, added_at) VALUES ($1, $2, $3)")
+            .bind(incident.id)
+            .bind(user.id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("{} is already a responder", user.name)),
+            other => other,
+        })?;
+        tx!(&mut tx, c => sqlx::query("UPDATE incidents SET version = version + 1, updated_at = $2 WHERE id = $1")
+            .bind(incident.id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        let body = format!("{} added as a responder", user.name);
+        add_entry(
+            &mut tx,
+            incident.id,
+            now,
+            audit,
+            "responder_added",
+            &body,
+            None,
+        )
+        .await?;
+        record(
+            &mut tx,
+            audit,
+            now,
+            Change::new(
+                "incident.responder",
+                "incident",
+                number,
+                format!("#{number}: {body}"),
+            ),
+        )
+        .await?;
+        notify(&mut tx, number).await?;
+        tx.commit().await
+    }
+
+    /// Edits title and description, only if nobody changed the incident since `version`.
+    pub async fn edit_incident(
+        &self,
+        number: i64,
+        title: &str,
+        description: &str,
+        version: i64,
+        audit: &Audit,
+    ) -> Result<Incident> {
+        let sql = concat!(
+            "UPDATE incidents SET title = $3, description = $4, version = version + 1, updated_at = $2
+             WHERE number = $1 AND version = $5 RETURNING ", incident_columns!());
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b.text(title).text(description).int(version),
+                audit,
+                "incident.edit",
+                (
+                    "edited",
+                    format!("Title and description edited; title: {title}"),
+                    None,
+                ),
+            )
+            .await?;
+        done.ok_or_else(|| StoreError::Conflict("Someone else changed this incident after you opened it. Your text is kept below; review the current version and save again.".into()))
+    }
+
+    /// Posts a status update in a phase; a `resolved` phase does not resolve the incident.
+    pub async fn post_update(
+        &self,
+        number: i64,
+        phase: Phase,
+        message: &str,
+        audit: &Audit,
+    ) -> Result<Incident> {
+        let sql = concat!(
+            "UPDATE incidents SET phase = $3, version = version + 1, updated_at = $2 WHERE number = $1 RETURNING ",
+            incident_columns!()
+        );
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b.text(phase.as_str()),
+                audit,
+                "incident.update",
+                ("status_update", message.to_owned(), Some(phase.as_str())),
+            )
+            .await?;
+        done.ok_or(StoreError::NotFound)
+    }
+
+    /// Adds a note to the timeline.
+    pub async fn add_note(&self, number: i64, body: &str, audit: &Audit) -> Result<Incident> {
+        let sql = concat!(
+            "UPDATE incidents SET version = version + 1, updated_at = $2 WHERE number = $1 RETURNING ",
+            incident_columns!()
+        );
+        let done = self
+            .change_incident(
+                number,
+                sql,
+                |b| b,
+                audit,
+                "incident.note",
+                ("note", body.to_owned(), None),
+            )
+            .await?;
+        done.ok_or(StoreError::NotFound)
+    }
+
+    /// A page of the incident list: open ones first, then the most recent.
+    pub async fn incidents(
+        &self,
+        filter: &IncidentFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<IncidentRow>> {
+        let f = FilterBinds::from(filter);
+        read!(self.db(), c => sqlx::query_as(concat!(
+            "SELECT ", incident_columns_i!(), ", u.name AS commander_name FROM incidents i LEFT JOIN users u ON u.id = i.commander_id
+             WHERE ", incident_filter!(), "
+             ORDER BY CASE WHEN i.status = 'resolved' THEN 1 ELSE 0 END, i.triggered_at DESC, i.id DESC
+             LIMIT $11 OFFSET $12"))
+            .bind(f.status).bind(f.open_only).bind(f.severity).bind(f.service_id).bind(f.team_id)
+            .bind(f.from).bind(f.to).bind(f.number).bind(f.word1.clone()).bind(f.word2.clone())
+            .bind(limit).bind(offset)
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// Counts by status of the incidents matching `filter` (whatever its status part says).
+    pub async fn incident_counts(&self, filter: &IncidentFilter) -> Result<StatusCounts> {
+        let f = FilterBinds::from(&IncidentFilter {
+            status: None,
+            open_only: false,
+            ..filter.clone()
+        });
+        let rows: Vec<(String, i64)> = read!(self.db(), c => sqlx::query_as(concat!(
+            "SELECT i.status, COUNT(*) FROM incidents i WHERE ", incident_filter!(), " GROUP BY i.status"))
+            .bind(f.status).bind(f.open_only).bind(f.severity).bind(f.service_id).bind(f.team_id)
+            .bind(f.from).bind(f.to).bind(f.number).bind(f.word1.clone()).bind(f.word2.clone())
+            .fetch_all(c)
+            .await)?;
+        let mut counts = StatusCounts::default();
+        for (status, n) in rows {
+            match status.as_str() {
+                "triggered" => counts.triggered = n,
+                "acknowledged" => counts.acknowledged = n,
+                _ => counts.resolved = n,
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// The list filter as bind values.
+struct FilterBinds {
+    status: Option<&'static str>,
+    open_only: bool,
+    severity: Option<&'static str>,
+    service_id: Option<i64>,
+    team_id: Option<i64>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    number: Option<i64>,
+    word1: Option<String>,
+    word2: Option<String>,
+}
+
+impl From<&IncidentFilter> for FilterBinds {
+    fn from(f: &IncidentFilter) -> Self {
+        let search = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let number = search.and_then(|s| s.trim_start_matches('#').parse::<i64>().ok());
+        let mut words = search
+            .filter(|_| number.is_none())
+            .map(|s| {
+                s.split_whitespace()
+                    .map(|w| format!("%{}%", like_escape(w)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter();
+        FilterBinds {
+            status: f.status.map(IncidentStatus::as_str),
+            open_only: f.open_only,
+            severity: f.severity.map(Severity::as_str),
+            service_id: f.service_id,
+            team_id: f.team_id,
+            from: f.from,
+            to: f.to,
+            number,
+            word1: words.next(),
+            word2: words.next(),
+        }
+    }
+}
+
+/// Extra parameters for a change's UPDATE, after $1 (number) and $2 (now).
+pub(crate) struct Binder {
+    number: i64,
+    now: DateTime<Utc>,
+    extra: Vec<Bind>,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+    Id(Option<i64>),
+}
+
+impl Binder {
+    fn new(number: i64, now: DateTime<Utc>) -> Self {
+        Binder {
+            number,
+            now,
+            extra: Vec::new(),
+        }
+    }
+    fn text(mut self, v: &str) -> Self {
+        self.extra.push(Bind::Text(v.to_owned()));
+        self
+    }
+    fn int(mut self, v: i64) -> Self {
+        self.extra.push(Bind::Int(v));
+        self
+    }
+    fn id(mut self, v: Option<i64>) -> Self {
+        self.extra.push(Bind::Id(v));
+        self
+    }
+    fn apply<'q, DB, O>(
+        self,
+        q: sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>,
+    ) -> sqlx::query::QueryAs<'q, DB, O, <DB as sqlx::Database>::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        DateTime<Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let mut q = q.bind(self.number).bind(self.now);
+        for b in self.extra {
+            q = match b {
+                Bind::Text(v) => q.bind(v),
+                Bind::Int(v) => q.bind(v),
+                Bind::Id(v) => q.bind(v),
+            };
+        }
+        q
+    }
+}

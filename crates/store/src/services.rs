@@ -1,0 +1,160 @@
+//! Services: the things a team runs.
+
+use chrono::{DateTime, Utc};
+use heliograph_domain::{ServiceKind, WorkloadClass};
+use serde::Serialize;
+
+use crate::audit::{Change, record};
+use crate::{Audit, Result, Store, StoreError, read, tx};
+
+/// A service, e.g. "llm-gateway (inference, real-time)".
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Service {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    #[sqlx(try_from = "String")]
+    pub kind: ServiceKind,
+    #[sqlx(try_from = "String")]
+    pub workload_class: WorkloadClass,
+    pub team_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The editable fields of a service, already validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceFields {
+    pub name: String,
+    pub description: String,
+    pub kind: ServiceKind,
+    pub workload_class: WorkloadClass,
+    pub team_id: Option<i64>,
+}
+
+macro_rules! service_columns {
+    () => {
+        "id, name, description, kind, workload_class, team_id, created_at, updated_at"
+    };
+}
+
+fn named(err: sqlx::Error, name: &str) -> StoreError {
+    match StoreError::from(err) {
+        StoreError::Conflict(m)
+            if m.contains("name") || m.contains("UNIQUE") || m.contains("services") =>
+        {
+            StoreError::Conflict(format!("a service named {name} already exists"))
+        }
+        StoreError::Conflict(_) => StoreError::Conflict("the owning team does not exist".into()),
+        other => other,
+    }
+}
+
+impl Store {
+    /// Creates a service.
+    pub async fn create_service(&self, fields: &ServiceFields, audit: &Audit) -> Result<Service> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let service: Service = tx!(&mut tx, c => sqlx::query_as(concat!(
+            "INSERT INTO services (name, description, kind, workload_class, team_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ", service_columns!()))
+            .bind(&fields.name)
+            .bind(&fields.description)
+            .bind(fields.kind.as_str())
+            .bind(fields.workload_class.as_str())
+            .bind(fields.team_id)
+            .bind(now)
+            .fetch_one(c)
+            .await)
+        .map_err(|e| named(e, &fields.name))?;
+        record(
+            &mut tx,
+            audit,
+            now,
+            Change::new(
+                "service.create",
+                "service",
+                service.id,
+                format!("created service {}", service.name),
+            )
+            .after(&service),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(service)
+    }
+
+    /// The service with this id.
+    pub async fn service(&self, id: i64) -> Result<Service> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", service_columns!(), " FROM services WHERE id = $1")).bind(id).fetch_one(c).await)
+            .map_err(Into::into)
+    }
+
+    /// Every service, by name.
+    pub async fn services(&self) -> Result<Vec<Service>> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", service_columns!(), " FROM services ORDER BY name")).fetch_all(c).await)
+            .map_err(Into::into)
+    }
+
+    /// Replaces a service's fields.
+    pub async fn update_service(
+        &self,
+        id: i64,
+        fields: &ServiceFields,
+        audit: &Audit,
+    ) -> Result<Service> {
+        let before = self.service(id).await?;
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let after: Service = tx!(&mut tx, c => sqlx::query_as(concat!(
+            "UPDATE services SET name = $2, description = $3, kind = $4, workload_class = $5, team_id = $6, updated_at = $7
+             WHERE id = $1 RETURNING ", service_columns!()))
+            .bind(id)
+            .bind(&fields.name)
+            .bind(&fields.description)
+            .bind(fields.kind.as_str())
+            .bind(fields.workload_class.as_str())
+            .bind(fields.team_id)
+            .bind(now)
+            .fetch_one(c)
+            .await)
+        .map_err(|e| named(e, &fields.name))?;
+        record(
+            &mut tx,
+            audit,
+            now,
+            Change::new(
+                "service.update",
+                "service",
+                id,
+                format!("updated service {}", after.name),
+            )
+            .before(&before)
+            .after(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a service (incidents keep their history; the link to the service goes).
+    pub async fn delete_service(&self, id: i64, audit: &Audit) -> Result<()> {
+        let before = self.service(id).await?;
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query("DELETE FROM services WHERE id = $1").bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        record(
+            &mut tx,
+            audit,
+            self.now(),
+            Change::new(
+                "service.delete",
+                "service",
+                id,
+                format!("deleted service {}", before.name),
+            )
+            .before(&before),
+        )
+        .await?;
+        tx.commit().await
+    }
+}

@@ -1,0 +1,404 @@
+//! The incident store on both backends: declare, transitions, concurrency, versions, lists.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use heliograph_domain::{
+    DisplayName, FixedClock, IncidentRole, IncidentStatus, Phase, Role, ServiceKind, Severity,
+    TeamName, TimeZone, UserEmail, WorkloadClass,
+};
+use heliograph_store::incidents::{IncidentFilter, NewIncident};
+use heliograph_store::services::ServiceFields;
+use heliograph_store::testdb::{TestDatabase, backends};
+use heliograph_store::users::{NewUser, User};
+use heliograph_store::{Audit, Db, Store, StoreError};
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+async fn setup(
+    backend: heliograph_store::Backend,
+) -> (TestDatabase, Store, FixedClock, User, Audit) {
+    let db = TestDatabase::fresh(backend).await;
+    let conn = Db::connect(&db.url).await.unwrap();
+    conn.migrate().await.unwrap();
+    let clock = FixedClock::new(at("2026-11-01T05:00:00Z"));
+    let store = Store::with_clock(conn, Arc::new(clock.clone()));
+    let user = store
+        .create_user(
+            &NewUser {
+                email: UserEmail::parse("ic@example.com").unwrap(),
+                name: DisplayName::parse("Ida").unwrap(),
+                time_zone: TimeZone::UTC,
+                role: Role::Responder,
+                password_hash: None,
+            },
+            &Audit::cli(),
+        )
+        .await
+        .unwrap();
+    let audit = Audit {
+        actor_user_id: Some(user.id),
+        actor: "ic@example.com".into(),
+        client_addr: None,
+    };
+    (db, store, clock, user, audit)
+}
+
+fn service(name: &str, team_id: Option<i64>) -> ServiceFields {
+    ServiceFields {
+        name: name.into(),
+        description: "LLM gateway".into(),
+        kind: ServiceKind::LlmInference,
+        workload_class: WorkloadClass::RealTime,
+        team_id,
+    }
+}
+
+#[tokio::test]
+async fn declare_acknowledge_resolve_reopen_with_a_timeline() {
+    for backend in backends() {
+        let (_db, store, clock, user, audit) = setup(backend).await;
+        let svc = store
+            .create_service(&service("llm-gateway", None), &audit)
+            .await
+            .unwrap();
+        let dup = store
+            .create_service(&service("llm-gateway", None), &audit)
+            .await;
+        assert!(
+            matches!(dup, Err(StoreError::Conflict(ref m)) if m.contains("already exists")),
+            "{dup:?}"
+        );
+        let new = NewIncident {
+            title: "5xx > 20%".into(),
+            description: "**bad**".into(),
+            severity: Severity::Sev1,
+            service_ids: vec![svc.id],
+            commander_id: Some(user.id),
+        };
+        let first = store.declare_incident(&new, &audit).await.unwrap();
+        let second = store.declare_incident(&new, &audit).await.unwrap();
+        assert_eq!((first.number, second.number), (1, 2), "{backend:?}");
+        assert_eq!(first.status, IncidentStatus::Triggered);
+
+        clock.advance(TimeDelta::minutes(3));
+        let acked = store.acknowledge_incident(1, &audit).await.unwrap();
+        assert_eq!(acked.acknowledged_at, Some(at("2026-11-01T05:03:00Z")));
+        assert!(matches!(
+            store.acknowledge_incident(1, &audit).await,
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .post_update(1, Phase::Identified, "Bad deploy of the tokenizer", &audit)
+            .await
+            .unwrap();
+        store
+            .change_severity(1, Severity::Sev2, "only EU affected", &audit)
+            .await
+            .unwrap();
+        clock.advance(TimeDelta::minutes(30));
+        let resolved = store.resolve_incident(1, &audit).await.unwrap();
+        assert_eq!(resolved.resolved_at, Some(at("2026-11-01T05:33:00Z")));
+        let reopened = store.reopen_incident(1, &audit).await.unwrap();
+        assert_eq!(reopened.status, IncidentStatus::Triggered);
+        assert_eq!(
+            reopened.acknowledged_at, acked.acknowledged_at,
+            "history kept on reopen"
+        );
+        assert_eq!(reopened.resolved_at, resolved.resolved_at);
+
+        let timeline = store.timeline(first.id, false).await.unwrap();
+        let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "declared",
+                "acknowledged",
+                "status_update",
+                "severity_changed",
+                "resolved",
+                "reopened"
+            ],
+            "{backend:?}"
+        );
+        assert!(timeline[3].body.contains("SEV1 → SEV2: only EU affected"));
+        let updates = store.timeline(first.id, true).await.unwrap();
+        assert_eq!(updates.len(), 1);
+        assert_eq!(updates[0].phase.as_deref(), Some("identified"));
+
+        let detail = store.incident_detail(1).await.unwrap();
+        assert_eq!(detail.services[0].name, "llm-gateway");
+        assert_eq!(detail.commander.as_ref().map(|u| u.id), Some(user.id));
+        store
+            .assign_role(1, IncidentRole::Scribe, Some(&user), &audit)
+            .await
+            .unwrap();
+        store.add_responder(1, &user, &audit).await.unwrap();
+        assert!(matches!(
+            store.add_responder(1, &user, &audit).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let detail = store.incident_detail(1).await.unwrap();
+        assert_eq!(detail.scribe.map(|u| u.id), Some(user.id));
+        assert_eq!(detail.responders.len(), 1);
+
+        let bad = store
+            .declare_incident(
+                &NewIncident {
+                    service_ids: vec![999],
+                    ..new.clone()
+                },
+                &audit,
+            )
+            .await;
+        assert!(
+            matches!(bad, Err(StoreError::Conflict(ref m)) if m.contains("999")),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(store.incident(3).await, Err(StoreError::NotFound)),
+            "nothing half-written"
+        );
+    }
+}
+
+#[tokio::test]
+async fn simultaneous_acknowledgements_yield_one() {
+    for backend in backends() {
+        let (_db, store, _clock, _user, audit) = setup(backend).await;
+        let new = NewIncident {
+            title: "vector-db p99".into(),
+            description: String::new(),
+            severity: Severity::Sev2,
+            service_ids: vec![],
+            commander_id: None,
+        };
+        let incident = store.declare_incident(&new, &audit).await.unwrap();
+        let attempts = (0..8).map(|_| {
+            let store = store.clone();
+            let audit = audit.clone();
+            tokio::spawn(async move { store.acknowledge_incident(1, &audit).await })
+        });
+        let results = futures_join(attempts.collect()).await;
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{backend:?}"
+        );
+        let acks = store
+            .timeline(incident.id, false)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "acknowledged")
+            .count();
+        assert_eq!(acks, 1);
+    }
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn stale_edits_are_refused() {
+    for backend in backends() {
+        let (_db, store, _clock, _user, audit) = setup(backend).await;
+        let new = NewIncident {
+            title: "t".into(),
+            description: "d".into(),
+            severity: Severity::Sev3,
+            service_ids: vec![],
+            commander_id: None,
+        };
+        let incident = store.declare_incident(&new, &audit).await.unwrap();
+        let edited = store
+            .edit_incident(1, "first edit", "d1", incident.version, &audit)
+            .await
+            .unwrap();
+        assert_eq!(edited.version, incident.version + 1);
+        let stale = store
+            .edit_incident(1, "second edit", "d2", incident.version, &audit)
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::Conflict(ref m)) if m.contains("Someone else changed")),
+            "{backend:?} {stale:?}"
+        );
+        assert_eq!(store.incident(1).await.unwrap().title, "first edit");
+    }
+}
+
+#[tokio::test]
+async fn the_list_filters_searches_and_counts() {
+    for backend in backends() {
+        let (_db, store, clock, _user, audit) = setup(backend).await;
+        let team = store
+            .create_team(&TeamName::parse("Search").unwrap(), &[], &audit)
+            .await
+            .unwrap();
+        let vdb = store
+            .create_service(
+                &ServiceFields {
+                    kind: ServiceKind::VectorDb,
+                    ..service("vector-db", Some(team.team.id))
+                },
+                &audit,
+            )
+            .await
+            .unwrap();
+        let gw = store
+            .create_service(&service("llm-gateway", None), &audit)
+            .await
+            .unwrap();
+        for (title, sev, svc) in [
+            ("Gateway 5xx", Severity::Sev1, gw.id),
+            ("Index rebuild slow", Severity::Sev3, vdb.id),
+            ("Gateway latency 100%_ok", Severity::Sev2, gw.id),
+        ] {
+            store
+                .declare_incident(
+                    &NewIncident {
+                        title: title.into(),
+                        description: String::new(),
+                        severity: sev,
+                        service_ids: vec![svc],
+                        commander_id: None,
+                    },
+                    &audit,
+                )
+                .await
+                .unwrap();
+            clock.advance(TimeDelta::hours(1));
+        }
+        store.resolve_incident(3, &audit).await.unwrap();
+        let all = store
+            .incidents(&IncidentFilter::default(), 50, 0)
+            .await
+            .unwrap();
+        let numbers: Vec<i64> = all.iter().map(|r| r.incident.number).collect();
+        assert_eq!(numbers, [2, 1, 3], "{backend:?}: open first, then recent");
+        let by = |f: IncidentFilter| {
+            let store = store.clone();
+            async move {
+                store
+                    .incidents(&f, 50, 0)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.incident.number)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            by(IncidentFilter {
+                severity: Some(Severity::Sev1),
+                ..Default::default()
+            })
+            .await,
+            [1]
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                service_id: Some(gw.id),
+                ..Default::default()
+            })
+            .await,
+            [1, 3]
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                team_id: Some(team.team.id),
+                ..Default::default()
+            })
+            .await,
+            [2]
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                open_only: true,
+                ..Default::default()
+            })
+            .await,
+            [2, 1]
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                status: Some(IncidentStatus::Resolved),
+                ..Default::default()
+            })
+            .await,
+            [3]
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                search: Some("gateway 5XX".into()),
+                ..Default::default()
+            })
+            .await,
+            [1]
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                search: Some("#2".into()),
+                ..Default::default()
+            })
+            .await,
+            [2]
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                search: Some("100%_".into()),
+                ..Default::default()
+            })
+            .await,
+            [3],
+            "LIKE wildcards are literal"
+        );
+        assert_eq!(
+            by(IncidentFilter {
+                search: Some("%".into()),
+                ..Default::default()
+            })
+            .await,
+            [3]
+        );
+        let start = at("2026-11-01T05:00:00Z");
+        assert_eq!(
+            by(IncidentFilter {
+                from: Some(start + TimeDelta::minutes(30)),
+                to: Some(start + TimeDelta::minutes(90)),
+                ..Default::default()
+            })
+            .await,
+            [2]
+        );
+        let counts = store
+            .incident_counts(&IncidentFilter {
+                service_id: Some(gw.id),
+                status: Some(IncidentStatus::Resolved),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (counts.triggered, counts.acknowledged, counts.resolved),
+            (1, 0, 1)
+        );
+        assert_eq!(
+            store
+                .incidents(&IncidentFilter::default(), 1, 1)
+                .await
+                .unwrap()[0]
+                .incident
+                .number,
+            1,
+            "pages"
+        );
+    }
+}
