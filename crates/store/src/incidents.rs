@@ -761,3 +761,29 @@ impl Binder {
         q
     }
 }
+
+/// A PostgreSQL connection LISTENing for incident changes from every replica.
+pub struct IncidentListener(sqlx::postgres::PgListener);
+
+impl IncidentListener {
+    /// The number of the next incident that changed. An error means the connection was lost;
+    /// calling again reconnects.
+    pub async fn recv(&mut self) -> Result<Option<i64>> {
+        let n = self.0.recv().await?;
+        Ok(n.payload().parse().ok())
+    }
+}
+
+impl Store {
+    /// On PostgreSQL, a listener for incident changes; on SQLite (one process) `None`.
+    pub async fn incident_listener(&self) -> Result<Option<IncidentListener>> {
+        match self.db() {
+            crate::Db::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(NOTIFY_CHANNEL).await?;
+                Ok(Some(IncidentListener(listener)))
+            }
+            crate::Db::Sqlite { .. } => Ok(None),
+        }
+    }
+}

@@ -17,7 +17,9 @@ pub mod api;
 pub mod auth;
 mod csrf;
 mod error;
+pub mod events;
 mod flash;
+mod markdown;
 mod metrics;
 mod middleware;
 pub(crate) mod pages;
@@ -62,6 +64,8 @@ pub struct Inner {
     /// Cookies get the Secure flag when the base URL is https.
     pub secure_cookies: bool,
     pub(crate) metrics: metrics::Metrics,
+    /// Live incident changes for server-sent events.
+    pub events: events::Events,
 }
 
 impl std::ops::Deref for AppState {
@@ -78,6 +82,7 @@ pub struct Application {
     base_url: url::Url,
     setup_url: Option<String>,
     store: Store,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -93,9 +98,11 @@ impl Application {
         let setup_url = auth::prepare_setup(&store, &base_url)
             .await
             .map_err(std::io::Error::other)?;
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = AppState(Arc::new(Inner {
             secure_cookies: base_url.scheme() == "https",
             metrics: metrics::Metrics::new(),
+            events: events::Events::start(&store, shutdown_rx),
             store: store.clone(),
         }));
         let router = router::build(state);
@@ -105,6 +112,7 @@ impl Application {
             base_url,
             setup_url,
             store,
+            shutdown,
         })
     }
 
@@ -136,6 +144,12 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        let stop = self.shutdown;
+        let shutdown = async move {
+            shutdown.await;
+            // End live event streams so that open browsers do not hold up the shutdown.
+            let _ = stop.send(true);
+        };
         let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -7,7 +7,9 @@ use crate::AppState;
 
 mod admin;
 mod home;
+mod incidents;
 mod profile;
+mod services;
 mod session;
 mod teams;
 
@@ -27,6 +29,35 @@ pub fn routes() -> Router<AppState> {
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::show).post(teams::update))
         .route("/teams/{id}/delete", post(teams::delete))
+        .route("/services", get(services::list).post(services::create))
+        .route("/services/{id}", get(services::show).post(services::update))
+        .route("/services/{id}/delete", post(services::delete))
+        .route("/incidents", get(incidents::list).post(incidents::declare))
+        .route("/incidents/new", get(incidents::new_form))
+        .route("/incidents/events", get(incidents::list_events))
+        .route("/incidents/{number}", get(incidents::show))
+        .route(
+            "/incidents/{number}/events",
+            get(incidents::incident_events),
+        )
+        .route(
+            "/incidents/{number}/acknowledge",
+            post(incidents::acknowledge),
+        )
+        .route("/incidents/{number}/resolve", post(incidents::resolve))
+        .route("/incidents/{number}/reopen", post(incidents::reopen))
+        .route(
+            "/incidents/{number}/severity",
+            post(incidents::change_severity),
+        )
+        .route("/incidents/{number}/roles", post(incidents::assign_role))
+        .route(
+            "/incidents/{number}/responders",
+            post(incidents::add_responder),
+        )
+        .route("/incidents/{number}/edit", post(incidents::edit))
+        .route("/incidents/{number}/updates", post(incidents::post_update))
+        .route("/incidents/{number}/notes", post(incidents::add_note))
         .route("/admin", get(admin::index))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route(
