@@ -639,6 +639,39 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// Incidents matching `filter`, newest (highest number) first, below `before` if given: the
+    /// API's cursor pagination.
+    pub async fn incidents_newest(
+        &self,
+        filter: &IncidentFilter,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<crate::Page<IncidentRow>> {
+        let f = FilterBinds::from(filter);
+        let rows: Vec<IncidentRow> = read!(self.db(), c => sqlx::query_as(concat!(
+            "SELECT ", incident_columns_i!(), ", u.name AS commander_name FROM incidents i LEFT JOIN users u ON u.id = i.commander_id
+             WHERE ", incident_filter!(), " AND ($11 IS NULL OR i.number < $11)
+             ORDER BY i.number DESC LIMIT $12"))
+            .bind(f.status).bind(f.open_only).bind(f.severity).bind(f.service_id).bind(f.team_id)
+            .bind(f.from).bind(f.to).bind(f.number).bind(f.word1.clone()).bind(f.word2.clone())
+            .bind(before).bind(limit + 1)
+            .fetch_all(c)
+            .await)?;
+        Ok(crate::Page::from_rows(rows, limit, |r| r.incident.number))
+    }
+
+    /// The service ids of incidents whose ids lie in `[lo, hi]`, as (incident id, service id).
+    pub async fn incident_service_ids(&self, lo: i64, hi: i64) -> Result<Vec<(i64, i64)>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT incident_id, service_id FROM incident_services WHERE incident_id BETWEEN $1 AND $2 ORDER BY incident_id, service_id",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(c)
+        .await)
+        .map_err(Into::into)
+    }
+
     /// Counts by status of the incidents matching `filter` (whatever its status part says).
     pub async fn incident_counts(&self, filter: &IncidentFilter) -> Result<StatusCounts> {
         let f = FilterBinds::from(&IncidentFilter {

@@ -107,6 +107,11 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// The errors by field name, for the API's error body.
+    pub fn into_map(self) -> std::collections::BTreeMap<String, String> {
+        self.0.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    }
+
     /// Runs a parse, recording its error under `field`.
     pub fn check<T, E: std::fmt::Display>(
         &mut self,

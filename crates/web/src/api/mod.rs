@@ -22,6 +22,8 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{ClientAddr, MinRole, hash_secret};
 
+mod incidents;
+mod services;
 mod teams;
 mod tokens;
 mod users;
@@ -31,7 +33,7 @@ mod users;
     info(title = "Heliograph API", description = "Incident management and on-call. Authenticate with `Authorization: Bearer <token>`; create tokens on your profile page or with `heliograph token create`."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "users"), (name = "teams"), (name = "tokens"))
+    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "incidents"))
 )]
 struct ApiDoc;
 
@@ -57,6 +59,13 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(teams::get, teams::update, teams::delete))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(services::list, services::create))
+        .routes(routes!(services::get, services::update, services::delete))
+        .routes(routes!(incidents::list, incidents::declare))
+        .routes(routes!(incidents::get))
+        .routes(routes!(incidents::acknowledge))
+        .routes(routes!(incidents::resolve))
+        .routes(routes!(incidents::add_note))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(
@@ -205,6 +214,20 @@ impl Fields {
             .entry(field.to_owned())
             .or_insert_with(|| message.into());
     }
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The recorded messages as one sentence.
+    pub fn message_text(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Fails with every recorded error, if any.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {

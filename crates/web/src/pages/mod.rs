@@ -7,9 +7,9 @@ use crate::AppState;
 
 mod admin;
 mod home;
-mod incidents;
+pub(crate) mod incidents;
 mod profile;
-mod services;
+pub(crate) mod services;
 mod session;
 mod teams;
 
