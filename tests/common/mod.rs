@@ -10,6 +10,7 @@ use heliograph_store::users::{NewUser, User};
 use heliograph_store::{Audit, Backend, Db, Store};
 use heliograph_web::{Application, Config};
 
+#[allow(unused_imports)]
 pub use heliograph_store::testdb::backends;
 
 pub struct TestApp {

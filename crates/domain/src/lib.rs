@@ -7,11 +7,9 @@
 mod clock;
 mod incident;
 mod role;
-mod time;
 mod values;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use incident::{IncidentRole, IncidentStatus, Phase, ServiceKind, Severity, WorkloadClass};
 pub use role::Role;
-pub use time::resolve_local;
 pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, TokenName, UserEmail};

@@ -402,7 +402,7 @@ fn day_start(raw: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, String> {
     let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
         .map_err(|_| "Use a date like 2026-11-28".to_owned())?;
     let local = date.and_hms_opt(0, 0, 0).ok_or("Not a valid date")?;
-    Ok(heliograph_domain::resolve_local(tz, local))
+    Ok(heliograph_scheduler::resolve_local(tz, local))
 }
 
 pub async fn audit(

@@ -144,7 +144,7 @@ fn encode_query(q: &ListQuery) -> String {
 fn local_day(raw: &str, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, String> {
     let date = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
         .map_err(|_| "Use a date like 2026-11-28".to_owned())?;
-    Ok(heliograph_domain::resolve_local(
+    Ok(heliograph_scheduler::resolve_local(
         tz,
         date.and_time(chrono::NaiveTime::MIN),
     ))

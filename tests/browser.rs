@@ -1,0 +1,238 @@
+//! End-to-end in a real browser: headless Chromium driven over WebDriver (chromedriver).
+//! One person declares an incident; a second browser context sees it appear on the list
+//! without reloading; then it is acknowledged and resolved by clicking.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (CI installs them). Without them the test
+//! fails under CI and is skipped, with a message, elsewhere.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestApp;
+use fantoccini::{Client, ClientBuilder, Locator};
+use heliograph_domain::Role;
+use heliograph_store::Backend;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn find(binaries: &[&str]) -> Option<String> {
+    binaries
+        .iter()
+        .find(|b| std::path::Path::new(b).exists())
+        .map(|b| b.to_string())
+}
+
+async fn browser(port: u16, profile: &std::path::Path, chromium: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+                     "--window-size=1280,900", format!("--user-data-dir={}", profile.display())]
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return client,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot start a Chromium session: {e}"),
+        }
+    }
+}
+
+async fn sign_in(c: &Client, app: &TestApp, email: &str, password: &str) {
+    c.goto(&app.url("/login")).await.unwrap();
+    c.find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys(email)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(c, "Hello,").await;
+}
+
+async fn page_text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
+async fn wait_for_text(c: &Client, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if page_text(c).await.contains(text) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "\"{text}\" did not appear; the page says: {}",
+            page_text(c).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn declare_see_it_live_elsewhere_acknowledge_and_resolve() {
+    let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+    let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver for the browser test"
+        );
+        eprintln!("SKIPPED: install Debian's chromium and chromium-driver to run the browser test");
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.user("sre@example.com", Role::Responder, "sre's long password")
+        .await;
+    app.user("lead@example.com", Role::Manager, "lead's long password")
+        .await;
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let profiles =
+        std::env::temp_dir().join(format!("heliograph-browser-{}-{port}", std::process::id()));
+    let watcher = browser(port, &profiles.join("a"), &chromium).await;
+    let declarer = browser(port, &profiles.join("b"), &chromium).await;
+
+    sign_in(&watcher, &app, "lead@example.com", "lead's long password").await;
+    watcher.goto(&app.url("/incidents")).await.unwrap();
+    wait_for_text(&watcher, "No incidents match").await;
+    // A marker that a reload would wipe out.
+    watcher
+        .execute(
+            "window.__heliographMarker = 'still here'; return null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+
+    sign_in(&declarer, &app, "sre@example.com", "sre's long password").await;
+    declarer
+        .find(Locator::Css("a.declare"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    declarer
+        .find(Locator::Id("title"))
+        .await
+        .unwrap()
+        .send_keys("embedding-service OOM loop")
+        .await
+        .unwrap();
+    declarer
+        .find(Locator::Css("input[name=severity][value=SEV2]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    declarer
+        .find(Locator::Id("description"))
+        .await
+        .unwrap()
+        .send_keys("Pods restart every **90s**")
+        .await
+        .unwrap();
+    declarer
+        .find(Locator::XPath("//button[text()='Declare incident']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&declarer, "Incident #1 declared.").await;
+
+    // The other browser sees it without reloading.
+    wait_for_text(&watcher, "embedding-service OOM loop").await;
+    let marker = watcher
+        .execute("return window.__heliographMarker || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        marker,
+        serde_json::json!("still here"),
+        "the list updated in place, not by a reload"
+    );
+
+    declarer
+        .find(Locator::Id("acknowledge"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&declarer, "Acknowledged.").await;
+    declarer
+        .find(Locator::Id("resolve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&declarer, "Resolved.").await;
+    assert_eq!(
+        app.store.incident(1).await.unwrap().status.as_str(),
+        "resolved"
+    );
+    wait_for_text(&watcher, "0 open").await;
+
+    watcher.close().await.unwrap();
+    declarer.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profiles);
+    app.stop().await;
+}
