@@ -23,6 +23,7 @@ CREATE TABLE incidents (
     number          INTEGER NOT NULL UNIQUE,
     title           TEXT    NOT NULL,
     description     TEXT    NOT NULL DEFAULT '',
+    description_html TEXT   NOT NULL DEFAULT '',
     severity        TEXT    NOT NULL CHECK (severity IN ('SEV1', 'SEV2', 'SEV3', 'SEV4')),
     status          TEXT    NOT NULL CHECK (status IN ('triggered', 'acknowledged', 'resolved')),
     phase           TEXT    CHECK (phase IN ('investigating', 'identified', 'monitoring', 'resolved')),
@@ -62,6 +63,7 @@ CREATE TABLE timeline (
     actor         TEXT    NOT NULL,
     kind          TEXT    NOT NULL,
     body          TEXT    NOT NULL DEFAULT '',
+    body_html     TEXT    NOT NULL DEFAULT '',
     phase         TEXT
 );
 CREATE INDEX timeline_incident ON timeline (incident_id, id);

@@ -26,7 +26,10 @@ pub struct Incident {
     pub id: i64,
     pub number: i64,
     pub title: String,
+    /// Markdown as typed.
     pub description: String,
+    /// The description rendered and sanitized when it was written (safe to show unescaped).
+    pub description_html: String,
     #[sqlx(try_from = "String")]
     pub severity: Severity,
     #[sqlx(try_from = "String")]
@@ -46,32 +49,60 @@ pub struct Incident {
 
 macro_rules! incident_columns {
     () => {
-        "id, number, title, description, severity, status, phase, commander_id, comms_lead_id, scribe_id, declared_by, \
+        "id, number, title, description, description_html, severity, status, phase, commander_id, comms_lead_id, scribe_id, declared_by, \
          triggered_at, acknowledged_at, resolved_at, version, updated_at"
     };
 }
 
 macro_rules! incident_columns_i {
     () => {
-        "i.id, i.number, i.title, i.description, i.severity, i.status, i.phase, i.commander_id, i.comms_lead_id, i.scribe_id, \
+        "i.id, i.number, i.title, i.description, i.description_html, i.severity, i.status, i.phase, i.commander_id, i.comms_lead_id, i.scribe_id, \
          i.declared_by, i.triggered_at, i.acknowledged_at, i.resolved_at, i.version, i.updated_at"
     };
 }
 
-/// The WHERE clause of the list, with its ten parameters $1…$10.
-macro_rules! incident_filter {
-    () => {
-        "($1 IS NULL OR i.status = $1)
-         AND ($2 = FALSE OR i.status <> 'resolved')
-         AND ($3 IS NULL OR i.severity = $3)
-         AND ($4 IS NULL OR EXISTS (SELECT 1 FROM incident_services s WHERE s.incident_id = i.id AND s.service_id = $4))
-         AND ($5 IS NULL OR EXISTS (SELECT 1 FROM incident_services s JOIN services v ON v.id = s.service_id WHERE s.incident_id = i.id AND v.team_id = $5))
-         AND ($6 IS NULL OR i.triggered_at >= $6)
-         AND ($7 IS NULL OR i.triggered_at < $7)
-         AND ($8 IS NULL OR i.number = $8)
-         AND ($9 IS NULL OR LOWER(i.title) LIKE $9 ESCAPE '\\')
-         AND ($10 IS NULL OR LOWER(i.title) LIKE $10 ESCAPE '\\')"
+/// Appends the list filter's conditions (only those that are set, so each query shape can
+/// use its indexes) to a query builder whose WHERE clause is open.
+macro_rules! push_filter {
+    ($qb:ident, $f:ident) => {
+        if let Some(status) = $f.status {
+            $qb.push(" AND i.status = ").push_bind(status);
+        }
+        if $f.open_only {
+            $qb.push(" AND i.status IN ('triggered', 'acknowledged')");
+        }
+        if let Some(severity) = $f.severity {
+            $qb.push(" AND i.severity = ").push_bind(severity);
+        }
+        if let Some(service_id) = $f.service_id {
+            $qb.push(" AND EXISTS (SELECT 1 FROM incident_services s WHERE s.incident_id = i.id AND s.service_id = ").push_bind(service_id).push(")");
+        }
+        if let Some(team_id) = $f.team_id {
+            $qb.push(" AND EXISTS (SELECT 1 FROM incident_services s JOIN services v ON v.id = s.service_id WHERE s.incident_id = i.id AND v.team_id = ")
+                .push_bind(team_id)
+                .push(")");
+        }
+        if let Some(from) = $f.from {
+            $qb.push(" AND i.triggered_at >= ").push_bind(from);
+        }
+        if let Some(to) = $f.to {
+            $qb.push(" AND i.triggered_at < ").push_bind(to);
+        }
+        if let Some(number) = $f.number {
+            $qb.push(" AND i.number = ").push_bind(number);
+        }
+        for word in &$f.words {
+            $qb.push(" AND LOWER(i.title) LIKE ").push_bind(word.clone()).push(" ESCAPE '\\'");
+        }
     };
+}
+
+/// Which part of the open-first list a query fetches.
+#[derive(Clone, Copy)]
+enum Part {
+    Open,
+    Resolved,
+    AsFiltered,
 }
 
 /// One entry of an incident's timeline.
@@ -86,6 +117,8 @@ pub struct TimelineEntry {
     /// role_assigned, responder_added, edited
     pub kind: String,
     pub body: String,
+    /// For notes and updates: the Markdown body rendered and sanitized when written.
+    pub body_html: String,
     pub phase: Option<String>,
 }
 
@@ -94,6 +127,8 @@ pub struct TimelineEntry {
 pub struct NewIncident {
     pub title: String,
     pub description: String,
+    /// `description` rendered and sanitized by the caller.
+    pub description_html: String,
     pub severity: Severity,
     pub service_ids: Vec<i64>,
     pub commander_id: Option<i64>,
@@ -159,10 +194,11 @@ async fn add_entry(
     audit: &Audit,
     kind: &str,
     body: &str,
+    body_html: &str,
     phase: Option<&str>,
 ) -> Result<()> {
     tx!(tx, c => sqlx::query(
-        "INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, phase) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, body_html, phase) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(incident_id)
     .bind(at)
@@ -170,6 +206,7 @@ async fn add_entry(
     .bind(&audit.actor)
     .bind(kind)
     .bind(body)
+    .bind(body_html)
     .bind(phase)
     .execute(c)
     .await
@@ -200,8 +237,8 @@ impl Store {
         .fetch_one(c)
         .await)?;
         let incident: Incident = tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $7) RETURNING ", incident_columns!()))
+            "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
+             VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $7, $8) RETURNING ", incident_columns!()))
             .bind(number)
             .bind(&new.title)
             .bind(&new.description)
@@ -209,6 +246,7 @@ impl Store {
             .bind(new.commander_id)
             .bind(audit.actor_user_id)
             .bind(now)
+            .bind(&new.description_html)
             .fetch_one(c)
             .await)?;
         let mut service_ids = new.service_ids.clone();
@@ -233,6 +271,7 @@ impl Store {
             audit,
             "declared",
             &format!("Declared {} — {}", new.severity, new.title),
+            "",
             None,
         )
         .await?;
@@ -308,7 +347,7 @@ impl Store {
         updates_only: bool,
     ) -> Result<Vec<TimelineEntry>> {
         read!(self.db(), c => sqlx::query_as(
-            "SELECT id, incident_id, at, actor_user_id, actor, kind, body, phase FROM timeline
+            "SELECT id, incident_id, at, actor_user_id, actor, kind, body, body_html, phase FROM timeline
              WHERE incident_id = $1 AND ($2 = FALSE OR kind = 'status_update') ORDER BY id",
         )
         .bind(incident_id)
@@ -328,6 +367,7 @@ impl Store {
         audit: &Audit,
         action: &str,
         entry: (&str, String, Option<&str>),
+        body_html: &str,
     ) -> Result<Option<Incident>> {
         let now = self.now();
         let before = self.incident(number).await?;
@@ -339,7 +379,7 @@ impl Store {
             return Ok(None);
         };
         let (kind, body, phase) = entry;
-        add_entry(&mut tx, after.id, now, audit, kind, &body, phase).await?;
+        add_entry(&mut tx, after.id, now, audit, kind, &body, body_html, phase).await?;
         record(
             &mut tx,
             audit,
@@ -372,6 +412,7 @@ impl Store {
                     format!("Acknowledged by {}", audit.actor),
                     None,
                 ),
+                "",
             )
             .await?;
         done.ok_or_else(|| {
@@ -394,6 +435,7 @@ impl Store {
                 audit,
                 "incident.resolve",
                 ("resolved", format!("Resolved by {}", audit.actor), None),
+                "",
             )
             .await?;
         done.ok_or_else(|| StoreError::Conflict(format!("#{number} is already resolved")))
@@ -414,6 +456,7 @@ impl Store {
                 audit,
                 "incident.reopen",
                 ("reopened", format!("Reopened by {}", audit.actor), None),
+                "",
             )
             .await?;
         done.ok_or_else(|| StoreError::Conflict(format!("#{number} is not resolved")))
@@ -447,6 +490,7 @@ impl Store {
                 audit,
                 "incident.severity",
                 ("severity_changed", body, None),
+                "",
             )
             .await?;
         done.ok_or_else(|| {
@@ -491,6 +535,7 @@ impl Store {
                 audit,
                 "incident.role",
                 ("role_assigned", body, None),
+                "",
             )
             .await?;
         done.ok_or(StoreError::NotFound)
@@ -526,6 +571,7 @@ impl Store {
             audit,
             "responder_added",
             &body,
+            "",
             None,
         )
         .await?;
@@ -551,17 +597,23 @@ impl Store {
         number: i64,
         title: &str,
         description: &str,
+        description_html: &str,
         version: i64,
         audit: &Audit,
     ) -> Result<Incident> {
         let sql = concat!(
-            "UPDATE incidents SET title = $3, description = $4, version = version + 1, updated_at = $2
+            "UPDATE incidents SET title = $3, description = $4, description_html = $6, version = version + 1, updated_at = $2
              WHERE number = $1 AND version = $5 RETURNING ", incident_columns!());
         let done = self
             .change_incident(
                 number,
                 sql,
-                |b| b.text(title).text(description).int(version),
+                |b| {
+                    b.text(title)
+                        .text(description)
+                        .int(version)
+                        .text(description_html)
+                },
                 audit,
                 "incident.edit",
                 (
@@ -569,6 +621,7 @@ impl Store {
                     format!("Title and description edited; title: {title}"),
                     None,
                 ),
+                "",
             )
             .await?;
         done.ok_or_else(|| StoreError::Conflict("Someone else changed this incident after you opened it. Your text is kept below; review the current version and save again.".into()))
@@ -580,6 +633,7 @@ impl Store {
         number: i64,
         phase: Phase,
         message: &str,
+        message_html: &str,
         audit: &Audit,
     ) -> Result<Incident> {
         let sql = concat!(
@@ -594,13 +648,20 @@ impl Store {
                 audit,
                 "incident.update",
                 ("status_update", message.to_owned(), Some(phase.as_str())),
+                message_html,
             )
             .await?;
         done.ok_or(StoreError::NotFound)
     }
 
     /// Adds a note to the timeline.
-    pub async fn add_note(&self, number: i64, body: &str, audit: &Audit) -> Result<Incident> {
+    pub async fn add_note(
+        &self,
+        number: i64,
+        body: &str,
+        body_html: &str,
+        audit: &Audit,
+    ) -> Result<Incident> {
         let sql = concat!(
             "UPDATE incidents SET version = version + 1, updated_at = $2 WHERE number = $1 RETURNING ",
             incident_columns!()
@@ -613,51 +674,10 @@ impl Store {
                 audit,
                 "incident.note",
                 ("note", body.to_owned(), None),
+                body_html,
             )
             .await?;
         done.ok_or(StoreError::NotFound)
-    }
-
-    /// A page of the incident list: open ones first, then the most recent.
-    pub async fn incidents(
-        &self,
-        filter: &IncidentFilter,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<IncidentRow>> {
-        let f = FilterBinds::from(filter);
-        read!(self.db(), c => sqlx::query_as(concat!(
-            "SELECT ", incident_columns_i!(), ", u.name AS commander_name FROM incidents i LEFT JOIN users u ON u.id = i.commander_id
-             WHERE ", incident_filter!(), "
-             ORDER BY CASE WHEN i.status = 'resolved' THEN 1 ELSE 0 END, i.triggered_at DESC, i.id DESC
-             LIMIT $11 OFFSET $12"))
-            .bind(f.status).bind(f.open_only).bind(f.severity).bind(f.service_id).bind(f.team_id)
-            .bind(f.from).bind(f.to).bind(f.number).bind(f.word1.clone()).bind(f.word2.clone())
-            .bind(limit).bind(offset)
-            .fetch_all(c)
-            .await)
-        .map_err(Into::into)
-    }
-
-    /// Incidents matching `filter`, newest (highest number) first, below `before` if given: the
-    /// API's cursor pagination.
-    pub async fn incidents_newest(
-        &self,
-        filter: &IncidentFilter,
-        limit: i64,
-        before: Option<i64>,
-    ) -> Result<crate::Page<IncidentRow>> {
-        let f = FilterBinds::from(filter);
-        let rows: Vec<IncidentRow> = read!(self.db(), c => sqlx::query_as(concat!(
-            "SELECT ", incident_columns_i!(), ", u.name AS commander_name FROM incidents i LEFT JOIN users u ON u.id = i.commander_id
-             WHERE ", incident_filter!(), " AND ($11 IS NULL OR i.number < $11)
-             ORDER BY i.number DESC LIMIT $12"))
-            .bind(f.status).bind(f.open_only).bind(f.severity).bind(f.service_id).bind(f.team_id)
-            .bind(f.from).bind(f.to).bind(f.number).bind(f.word1.clone()).bind(f.word2.clone())
-            .bind(before).bind(limit + 1)
-            .fetch_all(c)
-            .await)?;
-        Ok(crate::Page::from_rows(rows, limit, |r| r.incident.number))
     }
 
     /// The service ids of incidents whose ids lie in `[lo, hi]`, as (incident id, service id).
@@ -672,6 +692,86 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// A page of the incident list: open incidents first (most recent first), then resolved
+    /// ones (most recent first). Each part is its own index-friendly query, so the list stays
+    /// fast with hundreds of thousands of incidents.
+    pub async fn incidents(
+        &self,
+        filter: &IncidentFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<IncidentRow>> {
+        if filter.status.is_some() || filter.open_only {
+            return self
+                .incident_rows(filter, Part::AsFiltered, limit, offset)
+                .await;
+        }
+        let open_total = {
+            let c = self.incident_counts(filter).await?;
+            c.triggered + c.acknowledged
+        };
+        let mut rows = Vec::new();
+        if offset < open_total {
+            rows = self
+                .incident_rows(filter, Part::Open, limit, offset)
+                .await?;
+        }
+        let missing = limit - rows.len() as i64;
+        if missing > 0 {
+            let resolved_offset = (offset - open_total).max(0);
+            rows.extend(
+                self.incident_rows(filter, Part::Resolved, missing, resolved_offset)
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
+    async fn incident_rows(
+        &self,
+        filter: &IncidentFilter,
+        part: Part,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<IncidentRow>> {
+        let f = FilterBinds::from(filter);
+        read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new(concat!(
+                "SELECT ", incident_columns_i!(), ", u.name AS commander_name FROM incidents i LEFT JOIN users u ON u.id = i.commander_id WHERE TRUE"));
+            push_filter!(qb, f);
+            match part {
+                Part::Open => { qb.push(" AND i.status IN ('triggered', 'acknowledged')"); }
+                Part::Resolved => { qb.push(" AND i.status = 'resolved'"); }
+                Part::AsFiltered => {}
+            }
+            qb.push(" ORDER BY i.triggered_at DESC, i.id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+            qb.build_query_as::<IncidentRow>().fetch_all(c).await
+        })
+        .map_err(Into::into)
+    }
+
+    /// Incidents matching `filter`, newest (highest number) first, below `before` if given: the
+    /// API's cursor pagination.
+    pub async fn incidents_newest(
+        &self,
+        filter: &IncidentFilter,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<crate::Page<IncidentRow>> {
+        let f = FilterBinds::from(filter);
+        let rows: Vec<IncidentRow> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new(concat!(
+                "SELECT ", incident_columns_i!(), ", u.name AS commander_name FROM incidents i LEFT JOIN users u ON u.id = i.commander_id WHERE TRUE"));
+            push_filter!(qb, f);
+            if let Some(before) = before {
+                qb.push(" AND i.number < ").push_bind(before);
+            }
+            qb.push(" ORDER BY i.number DESC LIMIT ").push_bind(limit + 1);
+            qb.build_query_as::<IncidentRow>().fetch_all(c).await
+        })?;
+        Ok(crate::Page::from_rows(rows, limit, |r| r.incident.number))
+    }
+
     /// Counts by status of the incidents matching `filter` (whatever its status part says).
     pub async fn incident_counts(&self, filter: &IncidentFilter) -> Result<StatusCounts> {
         let f = FilterBinds::from(&IncidentFilter {
@@ -679,12 +779,12 @@ impl Store {
             open_only: false,
             ..filter.clone()
         });
-        let rows: Vec<(String, i64)> = read!(self.db(), c => sqlx::query_as(concat!(
-            "SELECT i.status, COUNT(*) FROM incidents i WHERE ", incident_filter!(), " GROUP BY i.status"))
-            .bind(f.status).bind(f.open_only).bind(f.severity).bind(f.service_id).bind(f.team_id)
-            .bind(f.from).bind(f.to).bind(f.number).bind(f.word1.clone()).bind(f.word2.clone())
-            .fetch_all(c)
-            .await)?;
+        let rows: Vec<(String, i64)> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT i.status, COUNT(*) FROM incidents i WHERE TRUE");
+            push_filter!(qb, f);
+            qb.push(" GROUP BY i.status");
+            qb.build_query_as::<(String, i64)>().fetch_all(c).await
+        })?;
         let mut counts = StatusCounts::default();
         for (status, n) in rows {
             match status.as_str() {
@@ -707,23 +807,22 @@ struct FilterBinds {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     number: Option<i64>,
-    word1: Option<String>,
-    word2: Option<String>,
+    words: Vec<String>,
 }
 
 impl From<&IncidentFilter> for FilterBinds {
     fn from(f: &IncidentFilter) -> Self {
         let search = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
         let number = search.and_then(|s| s.trim_start_matches('#').parse::<i64>().ok());
-        let mut words = search
+        let words = search
             .filter(|_| number.is_none())
             .map(|s| {
                 s.split_whitespace()
+                    .take(8)
                     .map(|w| format!("%{}%", like_escape(w)))
                     .collect::<Vec<_>>()
             })
-            .unwrap_or_default()
-            .into_iter();
+            .unwrap_or_default();
         FilterBinds {
             status: f.status.map(IncidentStatus::as_str),
             open_only: f.open_only,
@@ -733,8 +832,7 @@ impl From<&IncidentFilter> for FilterBinds {
             from: f.from,
             to: f.to,
             number,
-            word1: words.next(),
-            word2: words.next(),
+            words,
         }
     }
 }

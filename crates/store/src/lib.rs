@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 
 pub mod audit;
 pub mod incidents;
+pub mod seed;
 pub mod services;
 pub mod sessions;
 pub mod settings;
@@ -183,7 +184,10 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // Rows cross from the SQLite worker thread in batches of this size; the
+                // default (50) makes long lists ping-pong between threads.
+                .row_buffer_size(1024);
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(30))

@@ -74,6 +74,7 @@ async fn declare_acknowledge_resolve_reopen_with_a_timeline() {
         let new = NewIncident {
             title: "5xx > 20%".into(),
             description: "**bad**".into(),
+            description_html: "<p><strong>bad</strong></p>".into(),
             severity: Severity::Sev1,
             service_ids: vec![svc.id],
             commander_id: Some(user.id),
@@ -91,7 +92,13 @@ async fn declare_acknowledge_resolve_reopen_with_a_timeline() {
             Err(StoreError::Conflict(_))
         ));
         store
-            .post_update(1, Phase::Identified, "Bad deploy of the tokenizer", &audit)
+            .post_update(
+                1,
+                Phase::Identified,
+                "Bad deploy of the tokenizer",
+                "<p>Bad deploy of the tokenizer</p>",
+                &audit,
+            )
             .await
             .unwrap();
         store
@@ -127,6 +134,14 @@ async fn declare_acknowledge_resolve_reopen_with_a_timeline() {
         let updates = store.timeline(first.id, true).await.unwrap();
         assert_eq!(updates.len(), 1);
         assert_eq!(updates[0].phase.as_deref(), Some("identified"));
+        assert_eq!(
+            updates[0].body_html, "<p>Bad deploy of the tokenizer</p>",
+            "rendered HTML stored with the entry"
+        );
+        assert_eq!(
+            store.incident(1).await.unwrap().description_html,
+            "<p><strong>bad</strong></p>"
+        );
 
         let detail = store.incident_detail(1).await.unwrap();
         assert_eq!(detail.services[0].name, "llm-gateway");
@@ -171,6 +186,7 @@ async fn simultaneous_acknowledgements_yield_one() {
         let new = NewIncident {
             title: "vector-db p99".into(),
             description: String::new(),
+            description_html: String::new(),
             severity: Severity::Sev2,
             service_ids: vec![],
             commander_id: None,
@@ -213,18 +229,26 @@ async fn stale_edits_are_refused() {
         let new = NewIncident {
             title: "t".into(),
             description: "d".into(),
+            description_html: "<p>d</p>".into(),
             severity: Severity::Sev3,
             service_ids: vec![],
             commander_id: None,
         };
         let incident = store.declare_incident(&new, &audit).await.unwrap();
         let edited = store
-            .edit_incident(1, "first edit", "d1", incident.version, &audit)
+            .edit_incident(1, "first edit", "d1", "<p>d1</p>", incident.version, &audit)
             .await
             .unwrap();
         assert_eq!(edited.version, incident.version + 1);
         let stale = store
-            .edit_incident(1, "second edit", "d2", incident.version, &audit)
+            .edit_incident(
+                1,
+                "second edit",
+                "d2",
+                "<p>d2</p>",
+                incident.version,
+                &audit,
+            )
             .await;
         assert!(
             matches!(stale, Err(StoreError::Conflict(ref m)) if m.contains("Someone else changed")),
@@ -266,6 +290,7 @@ async fn the_list_filters_searches_and_counts() {
                     &NewIncident {
                         title: title.into(),
                         description: String::new(),
+                        description_html: String::new(),
                         severity: sev,
                         service_ids: vec![svc],
                         commander_id: None,

@@ -19,7 +19,7 @@ mod csrf;
 mod error;
 pub mod events;
 mod flash;
-mod markdown;
+pub mod markdown;
 mod metrics;
 mod middleware;
 pub(crate) mod pages;

@@ -226,6 +226,7 @@ pub async fn declare(
     let severity = severity.ok_or_else(|| ApiError::bad_request("invalid severity"))?;
     let new = NewIncident {
         title: title.to_owned(),
+        description_html: crate::markdown::render(&body.description),
         description: body.description,
         severity,
         service_ids,
@@ -335,7 +336,12 @@ pub async fn add_note(
     fields.finish()?;
     let incident = state
         .store
-        .add_note(n, body.body.trim(), &auth.audit())
+        .add_note(
+            n,
+            body.body.trim(),
+            &crate::markdown::render(body.body.trim()),
+            &auth.audit(),
+        )
         .await?;
     state.events.changed(n);
     let entry = state

@@ -363,6 +363,7 @@ fn parse_declare(
     Some(NewIncident {
         title: form.title.trim().to_owned(),
         description: form.description.clone(),
+        description_html: markdown::render(&form.description),
         severity: severity?,
         service_ids,
         commander_id,
@@ -531,7 +532,7 @@ async fn incident_page(
         ..Default::default()
     });
     Ok(IncidentPage {
-        description_html: markdown::render(&i.description),
+        description_html: i.description_html.clone(),
         age: age(i.triggered_at, end),
         users: state
             .store
@@ -805,6 +806,7 @@ pub async fn edit(
                 number,
                 form.title.trim(),
                 &form.description,
+                &markdown::render(&form.description),
                 version,
                 &auth.audit(),
             )
@@ -863,7 +865,13 @@ pub async fn post_update(
     if let (Some(phase), true) = (phase, errors.is_empty()) {
         state
             .store
-            .post_update(number, phase, form.message.trim(), &auth.audit())
+            .post_update(
+                number,
+                phase,
+                form.message.trim(),
+                &markdown::render(form.message.trim()),
+                &auth.audit(),
+            )
             .await?;
         return Ok(done(&state, number, "Update posted."));
     }
@@ -902,7 +910,12 @@ pub async fn add_note(
     if errors.is_empty() {
         state
             .store
-            .add_note(number, form.body.trim(), &auth.audit())
+            .add_note(
+                number,
+                form.body.trim(),
+                &markdown::render(form.body.trim()),
+                &auth.audit(),
+            )
             .await?;
         return Ok(done(&state, number, "Note added."));
     }
