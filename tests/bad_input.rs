@@ -9,21 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn admin_token(app: &TestApp) -> String {
-    let admin = app
-        .user("root@example.com", Role::Admin, "root's long password")
+    app.user("root@example.com", Role::Admin, "root's long password")
         .await;
-    let token = heliograph_web::auth::new_api_token();
-    app.store
-        .create_token(
-            admin.id,
-            &heliograph_domain::TokenName::parse("t").unwrap(),
-            &heliograph_web::auth::hash_secret(&token),
-            "hg_x",
-            &heliograph_store::Audit::cli(),
-        )
-        .await
-        .unwrap();
-    token
+    app.token_for("root@example.com").await
 }
 
 #[tokio::test]

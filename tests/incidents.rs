@@ -10,22 +10,6 @@ use heliograph_domain::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn token_for(app: &TestApp, email: &str) -> String {
-    let user = app.store.credentials(email).await.unwrap().unwrap().0;
-    let token = heliograph_web::auth::new_api_token();
-    app.store
-        .create_token(
-            user.id,
-            &heliograph_domain::TokenName::parse("t").unwrap(),
-            &heliograph_web::auth::hash_secret(&token),
-            "hg_x",
-            &heliograph_store::Audit::cli(),
-        )
-        .await
-        .unwrap();
-    token
-}
-
 async fn post_form(
     app: &TestApp,
     client: &reqwest::Client,
@@ -384,7 +368,7 @@ async fn simultaneous_acknowledgements_over_http_yield_one() {
         let app = TestApp::spawn(backend).await;
         app.user("a@example.com", Role::Responder, "a's long password!")
             .await;
-        let token = token_for(&app, "a@example.com").await;
+        let token = app.token_for("a@example.com").await;
         let api = reqwest::Client::new();
         let created = api
             .post(app.url("/api/v1/incidents"))
@@ -436,8 +420,8 @@ async fn the_incident_api() {
             .await;
         app.user("v@example.com", Role::Viewer, "v's long password!")
             .await;
-        let token = token_for(&app, "m@example.com").await;
-        let viewer = token_for(&app, "v@example.com").await;
+        let token = app.token_for("m@example.com").await;
+        let viewer = app.token_for("v@example.com").await;
         let api = reqwest::Client::new();
         let svc: Value = api
             .post(app.url("/api/v1/services"))

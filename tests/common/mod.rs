@@ -109,6 +109,31 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A new API token for the user with this email, made directly in the store.
+    pub async fn token_for(&self, email: &str) -> String {
+        let user = self
+            .store
+            .credentials(email)
+            .await
+            .unwrap()
+            .expect("the user exists")
+            .0;
+        let token = heliograph_web::auth::new_api_token();
+        let name = heliograph_domain::TokenName::parse("test").unwrap();
+        let prefix = heliograph_web::auth::token_prefix(&token);
+        self.store
+            .create_token(
+                user.id,
+                &name,
+                &heliograph_web::auth::hash_secret(&token),
+                &prefix,
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        token
+    }
+
     /// GETs a page and returns the CSRF token of its first form.
     pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
         let html = client

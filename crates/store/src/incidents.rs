@@ -187,15 +187,21 @@ async fn notify(tx: &mut Tx, number: i64) -> Result<()> {
     Ok(())
 }
 
+/// A timeline entry to write.
+struct NewEntry<'a> {
+    kind: &'a str,
+    body: String,
+    /// Rendered and sanitized Markdown for notes and updates; empty for system entries.
+    body_html: &'a str,
+    phase: Option<&'a str>,
+}
+
 async fn add_entry(
     tx: &mut Tx,
     incident_id: i64,
     at: DateTime<Utc>,
     audit: &Audit,
-    kind: &str,
-    body: &str,
-    body_html: &str,
-    phase: Option<&str>,
+    entry: &NewEntry<'_>,
 ) -> Result<()> {
     tx!(tx, c => sqlx::query(
         "INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, body_html, phase) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -204,10 +210,10 @@ async fn add_entry(
     .bind(at)
     .bind(audit.actor_user_id)
     .bind(&audit.actor)
-    .bind(kind)
-    .bind(body)
-    .bind(body_html)
-    .bind(phase)
+    .bind(entry.kind)
+    .bind(&entry.body)
+    .bind(entry.body_html)
+    .bind(entry.phase)
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
@@ -264,17 +270,13 @@ impl Store {
                 other => other,
             })?;
         }
-        add_entry(
-            &mut tx,
-            incident.id,
-            now,
-            audit,
-            "declared",
-            &format!("Declared {} — {}", new.severity, new.title),
-            "",
-            None,
-        )
-        .await?;
+        let declared = NewEntry {
+            kind: "declared",
+            body: format!("Declared {} — {}", new.severity, new.title),
+            body_html: "",
+            phase: None,
+        };
+        add_entry(&mut tx, incident.id, now, audit, &declared).await?;
         record(
             &mut tx,
             audit,
@@ -366,8 +368,7 @@ impl Store {
         bind: impl FnOnce(Binder) -> Binder,
         audit: &Audit,
         action: &str,
-        entry: (&str, String, Option<&str>),
-        body_html: &str,
+        entry: NewEntry<'_>,
     ) -> Result<Option<Incident>> {
         let now = self.now();
         let before = self.incident(number).await?;
@@ -378,15 +379,19 @@ impl Store {
         let Some(after) = after else {
             return Ok(None);
         };
-        let (kind, body, phase) = entry;
-        add_entry(&mut tx, after.id, now, audit, kind, &body, body_html, phase).await?;
+        add_entry(&mut tx, after.id, now, audit, &entry).await?;
         record(
             &mut tx,
             audit,
             now,
-            Change::new(action, "incident", number, format!("#{number}: {body}"))
-                .before(&before)
-                .after(&after),
+            Change::new(
+                action,
+                "incident",
+                number,
+                format!("#{number}: {}", entry.body),
+            )
+            .before(&before)
+            .after(&after),
         )
         .await?;
         notify(&mut tx, number).await?;
@@ -407,12 +412,12 @@ impl Store {
                 |b| b,
                 audit,
                 "incident.acknowledge",
-                (
-                    "acknowledged",
-                    format!("Acknowledged by {}", audit.actor),
-                    None,
-                ),
-                "",
+                NewEntry {
+                    kind: "acknowledged",
+                    body: format!("Acknowledged by {}", audit.actor),
+                    body_html: "",
+                    phase: None,
+                },
             )
             .await?;
         done.ok_or_else(|| {
@@ -434,8 +439,12 @@ impl Store {
                 |b| b,
                 audit,
                 "incident.resolve",
-                ("resolved", format!("Resolved by {}", audit.actor), None),
-                "",
+                NewEntry {
+                    kind: "resolved",
+                    body: format!("Resolved by {}", audit.actor),
+                    body_html: "",
+                    phase: None,
+                },
             )
             .await?;
         done.ok_or_else(|| StoreError::Conflict(format!("#{number} is already resolved")))
@@ -455,8 +464,12 @@ impl Store {
                 |b| b,
                 audit,
                 "incident.reopen",
-                ("reopened", format!("Reopened by {}", audit.actor), None),
-                "",
+                NewEntry {
+                    kind: "reopened",
+                    body: format!("Reopened by {}", audit.actor),
+                    body_html: "",
+                    phase: None,
+                },
             )
             .await?;
         done.ok_or_else(|| StoreError::Conflict(format!("#{number} is not resolved")))
@@ -489,8 +502,12 @@ impl Store {
                 |b| b.text(severity.as_str()).text(before.severity.as_str()),
                 audit,
                 "incident.severity",
-                ("severity_changed", body, None),
-                "",
+                NewEntry {
+                    kind: "severity_changed",
+                    body,
+                    body_html: "",
+                    phase: None,
+                },
             )
             .await?;
         done.ok_or_else(|| {
@@ -534,8 +551,12 @@ impl Store {
                 |b| b.id(id),
                 audit,
                 "incident.role",
-                ("role_assigned", body, None),
-                "",
+                NewEntry {
+                    kind: "role_assigned",
+                    body,
+                    body_html: "",
+                    phase: None,
+                },
             )
             .await?;
         done.ok_or(StoreError::NotFound)
@@ -564,17 +585,13 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         let body = format!("{} added as a responder", user.name);
-        add_entry(
-            &mut tx,
-            incident.id,
-            now,
-            audit,
-            "responder_added",
-            &body,
-            "",
-            None,
-        )
-        .await?;
+        let added = NewEntry {
+            kind: "responder_added",
+            body: body.clone(),
+            body_html: "",
+            phase: None,
+        };
+        add_entry(&mut tx, incident.id, now, audit, &added).await?;
         record(
             &mut tx,
             audit,
@@ -616,12 +633,12 @@ impl Store {
                 },
                 audit,
                 "incident.edit",
-                (
-                    "edited",
-                    format!("Title and description edited; title: {title}"),
-                    None,
-                ),
-                "",
+                NewEntry {
+                    kind: "edited",
+                    body: format!("Title and description edited; title: {title}"),
+                    body_html: "",
+                    phase: None,
+                },
             )
             .await?;
         done.ok_or_else(|| StoreError::Conflict("Someone else changed this incident after you opened it. Your text is kept below; review the current version and save again.".into()))
@@ -647,8 +664,12 @@ impl Store {
                 |b| b.text(phase.as_str()),
                 audit,
                 "incident.update",
-                ("status_update", message.to_owned(), Some(phase.as_str())),
-                message_html,
+                NewEntry {
+                    kind: "status_update",
+                    body: message.to_owned(),
+                    body_html: message_html,
+                    phase: Some(phase.as_str()),
+                },
             )
             .await?;
         done.ok_or(StoreError::NotFound)
@@ -673,8 +694,12 @@ impl Store {
                 |b| b,
                 audit,
                 "incident.note",
-                ("note", body.to_owned(), None),
-                body_html,
+                NewEntry {
+                    kind: "note",
+                    body: body.to_owned(),
+                    body_html,
+                    phase: None,
+                },
             )
             .await?;
         done.ok_or(StoreError::NotFound)
@@ -701,15 +726,25 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<IncidentRow>> {
+        Ok(self.incident_list(filter, limit, offset).await?.0)
+    }
+
+    /// A page of the list and the counts by status of everything the filter matches (the
+    /// list page shows both; the counts also tell where the open part ends).
+    pub async fn incident_list(
+        &self,
+        filter: &IncidentFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<IncidentRow>, StatusCounts)> {
+        let counts = self.incident_counts(filter).await?;
         if filter.status.is_some() || filter.open_only {
-            return self
+            let rows = self
                 .incident_rows(filter, Part::AsFiltered, limit, offset)
-                .await;
+                .await?;
+            return Ok((rows, counts));
         }
-        let open_total = {
-            let c = self.incident_counts(filter).await?;
-            c.triggered + c.acknowledged
-        };
+        let open_total = counts.triggered + counts.acknowledged;
         let mut rows = Vec::new();
         if offset < open_total {
             rows = self
@@ -724,7 +759,7 @@ impl Store {
                     .await?,
             );
         }
-        Ok(rows)
+        Ok((rows, counts))
     }
 
     async fn incident_rows(

@@ -104,6 +104,11 @@ impl Store {
             }
             tx.commit().await?;
         }
+        // A bulk load changes the data's shape: refresh the planner's statistics now rather
+        // than waiting for autovacuum (PostgreSQL) or never (SQLite).
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query("ANALYZE").execute(c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
         let mut tx = self.db().begin().await?;
         record(
             &mut tx,

@@ -225,11 +225,10 @@ pub async fn list(
         StatusCode::BAD_REQUEST
     };
     let (rows, counts) = if errors.is_empty() {
-        let mut rows = state
+        let (mut rows, counts) = state
             .store
-            .incidents(&filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+            .incident_list(&filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
             .await?;
-        let counts = state.store.incident_counts(&filter).await?;
         let more = rows.len() as i64 > PAGE_SIZE;
         rows.truncate(PAGE_SIZE as usize);
         (Some((rows, more)), counts)
@@ -453,6 +452,19 @@ pub struct Typed {
     pub reason: String,
 }
 
+impl Typed {
+    /// The forms filled from the incident as it is now, nothing typed yet.
+    fn current(i: heliograph_store::incidents::Incident) -> Self {
+        Typed {
+            title: i.title,
+            description: i.description,
+            version: i.version,
+            severity: i.severity.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "incidents/show.html")]
 struct IncidentPage {
@@ -524,13 +536,7 @@ async fn incident_page(
     } else {
         state.store.now()
     };
-    let typed = typed.unwrap_or_else(|| Typed {
-        title: i.title.clone(),
-        description: i.description.clone(),
-        version: i.version,
-        severity: i.severity.to_string(),
-        ..Default::default()
-    });
+    let typed = typed.unwrap_or_else(|| Typed::current(i.clone()));
     Ok(IncidentPage {
         description_html: i.description_html.clone(),
         age: age(i.triggered_at, end),
@@ -671,12 +677,9 @@ pub async fn change_severity(
     }
     let current = state.store.incident(number).await?;
     let typed = Typed {
-        title: current.title,
-        description: current.description,
-        version: current.version,
         severity: form.severity,
         reason: form.reason,
-        ..Default::default()
+        ..Typed::current(current)
     };
     Ok(render_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -826,9 +829,7 @@ pub async fn edit(
     let typed = Typed {
         title: form.title,
         description: form.description,
-        version: current.version,
-        severity: current.severity.to_string(),
-        ..Default::default()
+        ..Typed::current(current)
     };
     Ok(render_with_status(
         status,
@@ -877,13 +878,9 @@ pub async fn post_update(
     }
     let current = state.store.incident(number).await?;
     let typed = Typed {
-        title: current.title,
-        description: current.description,
-        version: current.version,
-        severity: current.severity.to_string(),
         update_phase: form.phase,
         update_message: form.message,
-        ..Default::default()
+        ..Typed::current(current)
     };
     Ok(render_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -921,12 +918,8 @@ pub async fn add_note(
     }
     let current = state.store.incident(number).await?;
     let typed = Typed {
-        title: current.title,
-        description: current.description,
-        version: current.version,
-        severity: current.severity.to_string(),
         note: form.body,
-        ..Default::default()
+        ..Typed::current(current)
     };
     Ok(render_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
