@@ -27,6 +27,12 @@ const SAMPLES: usize = 200;
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let backend = match std::env::args().nth(1).as_deref() {
         Some("postgres") => Backend::Postgres,
         _ => Backend::Sqlite,
@@ -79,10 +85,14 @@ async fn main() {
         Severity::Sev3,
         Severity::Sev4,
     ];
-    let items: Vec<SeedIncident> = (0..INCIDENTS)
+    let count = std::env::var("INCIDENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(INCIDENTS);
+    let items: Vec<SeedIncident> = (0..count)
         .map(|k| {
-            let triggered = now - TimeDelta::minutes((INCIDENTS - k) as i64 * 5);
-            let open = k >= INCIDENTS - 40;
+            let triggered = now - TimeDelta::minutes((count - k) as i64 * 5);
+            let open = k + 40 >= count;
             SeedIncident {
                 title: format!(
                     "{} error rate above threshold ({k})",
@@ -179,6 +189,22 @@ async fn main() {
         .unwrap();
     assert_eq!(r.status(), 303);
 
+    if std::env::var_os("PROBE").is_some() {
+        let id = store.incident(big_number).await.unwrap().id;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let rows = store.timeline(id, false).await.unwrap();
+            let q = t.elapsed();
+            let t = Instant::now();
+            let _d = store.incident_detail(big_number).await.unwrap();
+            let _u = store.all_users().await.unwrap();
+            println!(
+                "probe: timeline query {q:.1?} for {} rows; detail+users {:.1?}",
+                rows.len(),
+                t.elapsed()
+            );
+        }
+    }
     for (label, path) in [
         (
             "incident list, first page (open first)",

@@ -187,7 +187,10 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 // Rows cross from the SQLite worker thread in batches of this size; the
                 // default (50) makes long lists ping-pong between threads.
-                .row_buffer_size(1024);
+                .row_buffer_size(1024)
+                // A bigger page cache and memory-mapped reads keep hot pages out of read(2).
+                .pragma("cache_size", "-32768")
+                .pragma("mmap_size", "268435456");
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(30))

@@ -4,6 +4,18 @@
 
 use pulldown_cmark::{Options, Parser, html};
 
+/// The sanitizer, built once: building one allocates its allow-lists.
+fn sanitizer() -> &'static ammonia::Builder<'static> {
+    static SANITIZER: std::sync::OnceLock<ammonia::Builder<'static>> = std::sync::OnceLock::new();
+    SANITIZER.get_or_init(|| {
+        let mut builder = ammonia::Builder::default();
+        builder
+            .url_schemes(["http", "https", "mailto"].into())
+            .link_rel(Some("noopener noreferrer nofollow"));
+        builder
+    })
+}
+
 /// Renders and sanitizes Markdown; the result is safe to insert into a page unescaped.
 pub fn render(source: &str) -> String {
     let mut options = Options::empty();
@@ -12,11 +24,7 @@ pub fn render(source: &str) -> String {
     options.insert(Options::ENABLE_TASKLISTS);
     let mut unsafe_html = String::with_capacity(source.len() * 2);
     html::push_html(&mut unsafe_html, Parser::new_ext(source, options));
-    ammonia::Builder::default()
-        .url_schemes(["http", "https", "mailto"].into())
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .clean(&unsafe_html)
-        .to_string()
+    sanitizer().clean(&unsafe_html).to_string()
 }
 
 #[cfg(test)]

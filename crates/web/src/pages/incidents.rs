@@ -426,8 +426,14 @@ fn entry_view(e: TimelineEntry, shell: &Shell) -> EntryView {
         "edited" => "Edited",
         _ => "Event",
     };
-    let html =
-        matches!(e.kind.as_str(), "note" | "status_update").then(|| markdown::render(&e.body));
+    let html = matches!(e.kind.as_str(), "note" | "status_update").then(|| {
+        // Rendered and sanitized when written; rows without the stored HTML render now.
+        if e.body_html.is_empty() {
+            markdown::render(&e.body)
+        } else {
+            e.body_html.clone()
+        }
+    });
     EntryView {
         at: shell.time(&e.at),
         actor: e.actor,
