@@ -524,7 +524,7 @@ async fn incident_page(
     shell: Shell,
     number: i64,
     updates_only: bool,
-    typed: Option<Typed>,
+    typed: impl FnOnce(Typed) -> Typed,
     errors: FieldErrors,
     conflict: Option<String>,
 ) -> Result<IncidentPage, AppError> {
@@ -542,7 +542,7 @@ async fn incident_page(
     } else {
         state.store.now()
     };
-    let typed = typed.unwrap_or_else(|| Typed::current(i.clone()));
+    let typed = typed(Typed::current(i.clone()));
     Ok(IncidentPage {
         description_html: i.description_html.clone(),
         age: age(i.triggered_at, end),
@@ -582,7 +582,7 @@ pub async fn show(
             shell,
             number,
             updates_only,
-            None,
+            |t| t,
             FieldErrors::default(),
             None,
         )
@@ -681,15 +681,14 @@ pub async fn change_severity(
             Err(e) => return Err(e.into()),
         }
     }
-    let current = state.store.incident(number).await?;
-    let typed = Typed {
+    let typed = |t: Typed| Typed {
         severity: form.severity,
         reason: form.reason,
-        ..Typed::current(current)
+        ..t
     };
     Ok(render_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
-        &incident_page(&state, shell, number, false, Some(typed), errors, None).await?,
+        &incident_page(&state, shell, number, false, typed, errors, None).await?,
     ))
 }
 
@@ -831,15 +830,14 @@ pub async fn edit(
     }
     // Keep what the user typed; the version stays theirs so a second save is a deliberate choice
     // made after reading the current text above.
-    let current = state.store.incident(number).await?;
-    let typed = Typed {
+    let typed = |t: Typed| Typed {
         title: form.title,
         description: form.description,
-        ..Typed::current(current)
+        ..t
     };
     Ok(render_with_status(
         status,
-        &incident_page(&state, shell, number, false, Some(typed), errors, conflict).await?,
+        &incident_page(&state, shell, number, false, typed, errors, conflict).await?,
     ))
 }
 
@@ -882,15 +880,14 @@ pub async fn post_update(
             .await?;
         return Ok(done(&state, number, "Update posted."));
     }
-    let current = state.store.incident(number).await?;
-    let typed = Typed {
+    let typed = |t: Typed| Typed {
         update_phase: form.phase,
         update_message: form.message,
-        ..Typed::current(current)
+        ..t
     };
     Ok(render_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
-        &incident_page(&state, shell, number, false, Some(typed), errors, None).await?,
+        &incident_page(&state, shell, number, false, typed, errors, None).await?,
     ))
 }
 
@@ -922,14 +919,13 @@ pub async fn add_note(
             .await?;
         return Ok(done(&state, number, "Note added."));
     }
-    let current = state.store.incident(number).await?;
-    let typed = Typed {
+    let typed = |t: Typed| Typed {
         note: form.body,
-        ..Typed::current(current)
+        ..t
     };
     Ok(render_with_status(
         StatusCode::UNPROCESSABLE_ENTITY,
-        &incident_page(&state, shell, number, false, Some(typed), errors, None).await?,
+        &incident_page(&state, shell, number, false, typed, errors, None).await?,
     ))
 }
 
