@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 
 pub mod audit;
 pub mod incidents;
+pub mod schedules;
 pub mod seed;
 pub mod services;
 pub mod sessions;

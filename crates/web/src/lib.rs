@@ -24,6 +24,7 @@ mod metrics;
 mod middleware;
 pub(crate) mod pages;
 mod router;
+pub mod schedules;
 mod static_files;
 mod views;
 
