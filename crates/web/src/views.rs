@@ -89,12 +89,12 @@ impl FromRequestParts<AppState> for Shell {
 
 /// Messages to show beside the fields of a form that was refused.
 #[derive(Debug, Clone, Default)]
-pub struct FieldErrors(BTreeMap<&'static str, String>);
+pub struct FieldErrors(BTreeMap<String, String>);
 
 impl FieldErrors {
     /// Records an error for `field`.
-    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
-        self.0.entry(field).or_insert_with(|| message.into());
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(field.into()).or_insert_with(|| message.into());
     }
 
     /// The error for `field`, if any.
@@ -109,13 +109,13 @@ impl FieldErrors {
 
     /// The errors by field name, for the API's error body.
     pub fn into_map(self) -> std::collections::BTreeMap<String, String> {
-        self.0.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+        self.0
     }
 
     /// Runs a parse, recording its error under `field`.
     pub fn check<T, E: std::fmt::Display>(
         &mut self,
-        field: &'static str,
+        field: impl Into<String>,
         result: Result<T, E>,
     ) -> Option<T> {
         match result {
