@@ -11,8 +11,8 @@ use chrono::TimeDelta;
 use heliograph_store::teams::TeamWithMembers;
 use serde::Deserialize;
 
-use super::schedules::{name_in, names};
 use super::schedules::timeline::hours;
+use super::schedules::{name_in, names};
 use crate::auth::{Auth, Viewer};
 use crate::error::render_with_status;
 use crate::schedules as logic;

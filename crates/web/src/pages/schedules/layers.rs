@@ -184,10 +184,7 @@ pub fn parse(
         }
         match raw.parse::<i64>() {
             Ok(id) if members.iter().any(|m| m.id == id && !m.disabled) => participants.push(id),
-            _ => errors.add(
-                "participants",
-                "Pick participants from the team's members",
-            ),
+            _ => errors.add("participants", "Pick participants from the team's members"),
         }
     }
     if participants.is_empty() {
@@ -237,8 +234,14 @@ pub fn parse(
         if days.is_empty() {
             errors.add(format!("window-{j}-days"), "Tick at least one day");
         }
-        let start = errors.check(format!("window-{j}-start"), w.start.trim().parse::<LocalTimeOfDay>());
-        let end = errors.check(format!("window-{j}-end"), w.end.trim().parse::<LocalTimeOfDay>());
+        let start = errors.check(
+            format!("window-{j}-start"),
+            w.start.trim().parse::<LocalTimeOfDay>(),
+        );
+        let end = errors.check(
+            format!("window-{j}-end"),
+            w.end.trim().parse::<LocalTimeOfDay>(),
+        );
         let zone = errors.check(
             format!("window-{j}-zone"),
             heliograph_domain::TimeZone::parse(&w.zone),
@@ -435,7 +438,11 @@ async fn save_layers(
         Ok(fields) => fields,
         Err(problems) => return Ok(Err(problems)),
     };
-    let version = version.trim().parse::<i64>().ok().or(Some(schedule.version));
+    let version = version
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .or(Some(schedule.version));
     match state
         .store
         .update_schedule(schedule.id, &fields, version, &auth.audit())
@@ -583,7 +590,13 @@ pub async fn move_layer(
     let j = match form.direction.as_str() {
         "up" if i + 1 < schedule.layers.len() => i + 1,
         "down" if i > 0 => i - 1,
-        "up" | "down" => return Ok(redirect_with(&format!("/schedules/{id}"), "info", "The layer is already there.")),
+        "up" | "down" => {
+            return Ok(redirect_with(
+                &format!("/schedules/{id}"),
+                "info",
+                "The layer is already there.",
+            ));
+        }
         _ => return Err(AppError::BadRequest("Move a layer up or down.".into())),
     };
     let mut layers = schedule.layers.clone();
@@ -594,7 +607,10 @@ pub async fn move_layer(
         &schedule,
         layers,
         &form.version,
-        format!("Layer {} moved {}.", schedule.layers[i].name, form.direction),
+        format!(
+            "Layer {} moved {}.",
+            schedule.layers[i].name, form.direction
+        ),
     )
     .await
 }

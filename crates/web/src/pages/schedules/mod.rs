@@ -93,7 +93,8 @@ pub async fn list(
     let teams = teams_by_id(&state).await?;
     let mut rows = Vec::new();
     for stored in state.store.schedules().await? {
-        let loaded = logic::load_stored(&state.store, stored, now, now + TimeDelta::days(1)).await?;
+        let loaded =
+            logic::load_stored(&state.store, stored, now, now + TimeDelta::days(1)).await?;
         let on = loaded.schedule.on_call_at(now);
         rows.push(ListRow {
             id: loaded.stored.id,
@@ -115,7 +116,10 @@ pub async fn list(
             },
         });
     }
-    Ok(render_with_status(StatusCode::OK, &ListPage { shell, rows }))
+    Ok(render_with_status(
+        StatusCode::OK,
+        &ListPage { shell, rows },
+    ))
 }
 
 async fn teams_by_id(state: &AppState) -> Result<HashMap<i64, String>, AppError> {
@@ -215,14 +219,16 @@ pub async fn show(
     let now = state.store.now();
     let first_day = match query.start.as_deref().map(str::trim) {
         None | Some("") => now.with_timezone(&tz).date_naive(),
-        Some(raw) => raw.parse::<NaiveDate>().ok().filter(|d| {
-            (1900..2190).contains(&chrono::Datelike::year(d))
-        }).ok_or_else(|| {
-            AppError::BadRequest(format!(
-                "\"{}\" is not a date; use YYYY-MM-DD, for example 2026-11-30.",
-                raw.chars().take(40).collect::<String>()
-            ))
-        })?,
+        Some(raw) => raw
+            .parse::<NaiveDate>()
+            .ok()
+            .filter(|d| (1900..2190).contains(&chrono::Datelike::year(d)))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "\"{}\" is not a date; use YYYY-MM-DD, for example 2026-11-30.",
+                    raw.chars().take(40).collect::<String>()
+                ))
+            })?,
     };
     let (from, to) = timeline::period(first_day, PERIOD_DAYS, tz);
     let lookup_to = to.max(now + TimeDelta::days(1));
@@ -231,7 +237,12 @@ pub async fn show(
     let name_of = |p: i64| name_in(&users, p);
     let me = &auth.user;
     let can_cover = me.role.allows(Role::Responder);
-    let layer_names = loaded.stored.layers.iter().map(|l| l.name.clone()).collect();
+    let layer_names = loaded
+        .stored
+        .layers
+        .iter()
+        .map(|l| l.name.clone())
+        .collect();
     let timeline = timeline::build(&timeline::Spec {
         schedule_id: id,
         schedule: &loaded.schedule,
@@ -289,8 +300,16 @@ pub async fn show(
             .await?
             .remove(&loaded.stored.team_id)
             .unwrap_or_default(),
-        prev: day_q(first_day.checked_sub_days(Days::new(PERIOD_DAYS.into())).unwrap_or(first_day)),
-        next: day_q(first_day.checked_add_days(Days::new(PERIOD_DAYS.into())).unwrap_or(first_day)),
+        prev: day_q(
+            first_day
+                .checked_sub_days(Days::new(PERIOD_DAYS.into()))
+                .unwrap_or(first_day),
+        ),
+        next: day_q(
+            first_day
+                .checked_add_days(Days::new(PERIOD_DAYS.into()))
+                .unwrap_or(first_day),
+        ),
         first_day: day_q(first_day),
         zone_query: if schedule_zone { "&zone=schedule" } else { "" },
         schedule: loaded.stored,
@@ -797,11 +816,17 @@ pub async fn create_override(
     );
     let start = parse_local(&form.start);
     if start.is_none() {
-        errors.add("start", "Enter the start as a date and time, e.g. 2026-11-30 09:00");
+        errors.add(
+            "start",
+            "Enter the start as a date and time, e.g. 2026-11-30 09:00",
+        );
     }
     let end = parse_local(&form.end);
     if end.is_none() {
-        errors.add("end", "Enter the end as a date and time, e.g. 2026-11-30 17:00");
+        errors.add(
+            "end",
+            "Enter the end as a date and time, e.g. 2026-11-30 17:00",
+        );
     }
     if let (Some(uid), Some(tz), Some(start), Some(end)) = (user_id, tz, start, end) {
         let (start, end) = (resolve_local(tz.tz(), start), resolve_local(tz.tz(), end));

@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
-use heliograph_scheduler::{Layer, LocalTimeOfDay, Restriction, Rotation, Schedule, ShiftLength, ShiftUnit};
+use heliograph_scheduler::{
+    Layer, LocalTimeOfDay, Restriction, Rotation, Schedule, ShiftLength, ShiftUnit,
+};
 use heliograph_store::StoreError;
 use heliograph_store::teams::TeamWithMembers;
 use heliograph_store::users::User;
@@ -181,9 +183,17 @@ pub async fn form(
     Query(query): Query<TeamQuery>,
 ) -> Result<Response, AppError> {
     let teams = state.store.teams(1000, None).await?.items;
-    let team_id = query.team_id.as_deref().and_then(|t| t.trim().parse::<i64>().ok());
+    let team_id = query
+        .team_id
+        .as_deref()
+        .and_then(|t| t.trim().parse::<i64>().ok());
     let team = team_id.and_then(|id| teams.iter().find(|t| t.team.id == id).cloned());
-    if query.team_id.as_deref().is_some_and(|t| !t.trim().is_empty()) && team.is_none() {
+    if query
+        .team_id
+        .as_deref()
+        .is_some_and(|t| !t.trim().is_empty())
+        && team.is_none()
+    {
         return Err(AppError::BadRequest("Choose a team from the list.".into()));
     }
     let members = match &team {
@@ -191,7 +201,11 @@ pub async fn form(
         None => Vec::new(),
     };
     let today = state.store.now().date_naive();
-    let form = SunForm::defaults(team.as_ref().map(|t| t.team.id).unwrap_or_default(), next_monday(today)).padded();
+    let form = SunForm::defaults(
+        team.as_ref().map(|t| t.team.id).unwrap_or_default(),
+        next_monday(today),
+    )
+    .padded();
     let page = SunPage {
         shell,
         teams,
@@ -230,7 +244,13 @@ fn layers_of(form: &SunForm, members: &[User], errors: &mut FieldErrors) -> Vec<
         errors.add("handoff_date", "Enter the first handoff date as YYYY-MM-DD");
     }
     let days: Vec<Weekday> = if form.weekdays_only {
-        vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri]
+        vec![
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+        ]
     } else {
         vec![
             Weekday::Mon,
@@ -243,7 +263,12 @@ fn layers_of(form: &SunForm, members: &[User], errors: &mut FieldErrors) -> Vec<
         ]
     };
     let mut layers = Vec::new();
-    let used: Vec<_> = form.regions.iter().enumerate().filter(|(_, r)| !r.is_blank()).collect();
+    let used: Vec<_> = form
+        .regions
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_blank())
+        .collect();
     if used.len() < 2 {
         errors.add("regions", "Follow the sun needs at least two regions");
     }
@@ -252,14 +277,29 @@ fn layers_of(form: &SunForm, members: &[User], errors: &mut FieldErrors) -> Vec<
         if name.is_empty() {
             errors.add(format!("region-{i}-name"), "Name the region, e.g. APAC");
         }
-        let zone = errors.check(format!("region-{i}-zone"), heliograph_domain::TimeZone::parse(&r.zone));
-        let start = errors.check(format!("region-{i}-start"), r.start.trim().parse::<LocalTimeOfDay>());
-        let end = errors.check(format!("region-{i}-end"), r.end.trim().parse::<LocalTimeOfDay>());
+        let zone = errors.check(
+            format!("region-{i}-zone"),
+            heliograph_domain::TimeZone::parse(&r.zone),
+        );
+        let start = errors.check(
+            format!("region-{i}-start"),
+            r.start.trim().parse::<LocalTimeOfDay>(),
+        );
+        let end = errors.check(
+            format!("region-{i}-end"),
+            r.end.trim().parse::<LocalTimeOfDay>(),
+        );
         if let (Some(s), Some(e)) = (start, end) {
             if s == e {
-                errors.add(format!("region-{i}-end"), "The working hours start and end at the same time");
+                errors.add(
+                    format!("region-{i}-end"),
+                    "The working hours start and end at the same time",
+                );
             } else if s == LocalTimeOfDay::END_OF_DAY {
-                errors.add(format!("region-{i}-start"), "A window cannot start at 24:00; use 00:00");
+                errors.add(
+                    format!("region-{i}-start"),
+                    "A window cannot start at 24:00; use 00:00",
+                );
             }
         }
         let mut people = Vec::new();
@@ -270,13 +310,19 @@ fn layers_of(form: &SunForm, members: &[User], errors: &mut FieldErrors) -> Vec<
             }
         }
         if people.is_empty() {
-            errors.add(format!("region-{i}-people"), "Pick at least one person for this region");
+            errors.add(
+                format!("region-{i}-people"),
+                "Pick at least one person for this region",
+            );
         }
         if let (Some(zone), Some(start), Some(end), Some(unit), Some(count), Some(date)) =
             (zone, start, end, unit, count, date)
         {
-            let start_time = NaiveTime::from_num_seconds_from_midnight_opt(u32::from(start.minutes()) * 60 % 86_400, 0)
-                .unwrap_or(NaiveTime::MIN);
+            let start_time = NaiveTime::from_num_seconds_from_midnight_opt(
+                u32::from(start.minutes()) * 60 % 86_400,
+                0,
+            )
+            .unwrap_or(NaiveTime::MIN);
             layers.push(Layer {
                 name: name.to_owned(),
                 rotation: Rotation {
@@ -353,7 +399,10 @@ fn day_span(days: &[Weekday]) -> String {
     if consecutive && days.len() > 2 {
         format!("{}–{}", days[0], days[days.len() - 1])
     } else {
-        days.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+        days.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -362,8 +411,8 @@ fn intersect(
     b: &[heliograph_scheduler::Shift],
 ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let mut out = Vec::new();
-    for x in a {
-        for y in b {
+    for x in a.iter().filter(|s| s.participant.is_some()) {
+        for y in b.iter().filter(|s| s.participant.is_some()) {
             let (s, e) = (x.start.max(y.start), x.end.min(y.end));
             if s < e {
                 out.push((s, e));
@@ -379,7 +428,9 @@ pub fn analyse(layers: &[Layer], monday: NaiveDate, tz: Tz, label: String) -> Op
     let (from, to) = timeline::period(monday, 7, tz);
     let gaps = describe(&schedule.gaps(from, to), tz);
     let mut overlaps = Vec::new();
-    let shifts: Vec<_> = (0..layers.len()).map(|i| schedule.layer_shifts(i, from, to)).collect();
+    let shifts: Vec<_> = (0..layers.len())
+        .map(|i| schedule.layer_shifts(i, from, to))
+        .collect();
     for i in 0..layers.len() {
         for j in i + 1..layers.len() {
             for text in describe(&intersect(&shifts[i], &shifts[j]), tz) {
@@ -403,7 +454,11 @@ pub fn coverage(layers: &[Layer], first: NaiveDate, tz: Tz) -> Vec<Coverage> {
     let monday = |d: NaiveDate| {
         let back = d.weekday().num_days_from_monday();
         let m = d.checked_sub_days(Days::new(back.into())).unwrap_or(d);
-        if m < d { m.checked_add_days(Days::new(7)).unwrap_or(m) } else { m }
+        if m < d {
+            m.checked_add_days(Days::new(7)).unwrap_or(m)
+        } else {
+            m
+        }
     };
     let first = monday(first);
     let mut out = Vec::new();
@@ -459,12 +514,18 @@ pub async fn submit(
             Vec::new()
         }
     };
-    let tz = errors.check("time_zone", heliograph_domain::TimeZone::parse(&form.time_zone));
+    let tz = errors.check(
+        "time_zone",
+        heliograph_domain::TimeZone::parse(&form.time_zone),
+    );
     let layers = layers_of(&form, &members, &mut errors);
     let mut preview = None;
     let mut coverage = Vec::new();
     if errors.is_empty() {
-        if let (Some(tz), Ok(date)) = (tz, NaiveDate::parse_from_str(form.handoff_date.trim(), "%Y-%m-%d")) {
+        if let (Some(tz), Ok(date)) = (
+            tz,
+            NaiveDate::parse_from_str(form.handoff_date.trim(), "%Y-%m-%d"),
+        ) {
             let tz = tz.tz();
             coverage = self::coverage(&layers, date, tz);
             if let Ok(schedule) = Schedule::new(layers.clone(), Vec::new()) {

@@ -78,7 +78,10 @@ pub fn period(first_day: NaiveDate, days: u32, tz: Tz) -> (DateTime<Utc>, DateTi
     let end_day = first_day
         .checked_add_days(chrono::Days::new(u64::from(days)))
         .unwrap_or(first_day);
-    (start, resolve_local(tz, end_day.and_time(chrono::NaiveTime::MIN)))
+    (
+        start,
+        resolve_local(tz, end_day.and_time(chrono::NaiveTime::MIN)),
+    )
 }
 
 fn fmt(v: f64) -> String {
@@ -94,7 +97,8 @@ pub fn short(at: DateTime<Utc>, tz: Tz) -> String {
 pub fn build(spec: &Spec<'_>) -> Timeline {
     let (from, to) = period(spec.first_day, spec.days, spec.tz);
     let span = (to - from).num_seconds().max(1) as f64;
-    let x_of = |t: DateTime<Utc>| LABEL + AXIS * ((t - from).num_seconds() as f64 / span).clamp(0.0, 1.0);
+    let x_of =
+        |t: DateTime<Utc>| LABEL + AXIS * ((t - from).num_seconds() as f64 / span).clamp(0.0, 1.0);
     let zone = spec.tz.name();
     let mut rows = Vec::new();
     let mut y = HEAD;
@@ -141,6 +145,7 @@ pub fn build(spec: &Spec<'_>) -> Timeline {
             .schedule
             .layer_shifts(i, from, to)
             .iter()
+            .filter(|s| s.participant.is_some())
             .map(|s| block(s, y, person_class(s.participant), false))
             .collect();
         rows.push(Row {
