@@ -67,6 +67,9 @@ pub struct Inner {
     pub(crate) metrics: metrics::Metrics,
     /// Live incident changes for server-sent events.
     pub events: events::Events,
+    /// The public URL of this installation (`HELIOGRAPH_BASE_URL`), for links that leave the
+    /// browser: calendar feed URLs.
+    pub base_url: url::Url,
 }
 
 impl std::ops::Deref for AppState {
@@ -105,6 +108,7 @@ impl Application {
             metrics: metrics::Metrics::new(),
             events: events::Events::start(&store, shutdown_rx),
             store: store.clone(),
+            base_url: base_url.clone(),
         }));
         let router = router::build(state);
         Ok(Application {

@@ -6,11 +6,13 @@ use axum::routing::{get, post};
 use crate::AppState;
 
 mod admin;
+mod calendar;
 mod home;
 pub(crate) mod incidents;
 mod profile;
 pub(crate) mod services;
 mod session;
+mod shifts;
 mod teams;
 
 pub fn routes() -> Router<AppState> {
@@ -70,6 +72,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/admin/audit", get(admin::audit))
+        .route("/my/shifts", get(shifts::get))
+        .route("/my/shifts/feeds", post(shifts::create_feed))
+        .route("/my/shifts/feeds/{id}/revoke", post(shifts::revoke_feed))
+        .route("/calendar/{file}", get(calendar::feed))
 }
 
 /// Parses an id from a path segment; anything else is a 404, not a 400 or a panic.
