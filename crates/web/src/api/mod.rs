@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::auth::{ClientAddr, MinRole, hash_secret};
 
 mod incidents;
+mod schedules;
 mod services;
 mod teams;
 mod tokens;
@@ -33,7 +34,7 @@ mod users;
     info(title = "Heliograph API", description = "Incident management and on-call. Authenticate with `Authorization: Bearer <token>`; create tokens on your profile page or with `heliograph token create`."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "incidents"))
+    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "schedules"), (name = "incidents"))
 )]
 struct ApiDoc;
 
@@ -61,6 +62,19 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(services::list, services::create))
         .routes(routes!(services::get, services::update, services::delete))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(
+            schedules::get,
+            schedules::replace,
+            schedules::delete
+        ))
+        .routes(routes!(schedules::oncall))
+        .routes(routes!(schedules::shifts))
+        .routes(routes!(
+            schedules::list_overrides,
+            schedules::create_override
+        ))
+        .routes(routes!(schedules::get_override, schedules::delete_override))
         .routes(routes!(incidents::list, incidents::declare))
         .routes(routes!(incidents::get))
         .routes(routes!(incidents::acknowledge))
