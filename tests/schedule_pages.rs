@@ -10,6 +10,9 @@ use heliograph_scheduler::Source;
 use heliograph_store::Audit;
 use reqwest::StatusCode;
 
+/// A form's fields in order.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 async fn post_form(
     app: &TestApp,
     client: &reqwest::Client,
@@ -227,7 +230,7 @@ async fn the_layer_editor_refuses_bad_input_keeps_it_and_saves_nothing() {
         };
         let mut outsider_form = good.clone();
         outsider_form.push(("participant", stranger.as_str()));
-        let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+        let cases: Vec<(Form, &str, &str)> = vec![
             (with("window-0-end", "25:00"), "has hour 25", "25:00"),
             (
                 with("handoff_zone", "Mars/Olympus"),

@@ -195,7 +195,12 @@ async fn set_participants(tx: &mut Tx, schedule_id: i64, layers: &[Layer]) -> Re
     Ok(())
 }
 
-async fn insert_notices(tx: &mut Tx, schedule_id: i64, notices: &[NewNotice], now: DateTime<Utc>) -> Result<()> {
+async fn insert_notices(
+    tx: &mut Tx,
+    schedule_id: i64,
+    notices: &[NewNotice],
+    now: DateTime<Utc>,
+) -> Result<()> {
     for n in notices {
         tx!(tx, c => sqlx::query(
             "INSERT INTO schedule_notices (schedule_id, user_id, kind, start_at, end_at, reason, created_at)
@@ -389,7 +394,9 @@ impl Store {
         audit: &Audit,
     ) -> Result<StoredOverride> {
         if end <= start {
-            return Err(StoreError::Conflict("the end must be after the start".into()));
+            return Err(StoreError::Conflict(
+                "the end must be after the start".into(),
+            ));
         }
         let schedule = self.schedule(schedule_id).await?;
         let now = self.now();
@@ -551,7 +558,9 @@ impl Store {
                 "calendar_feed",
                 feed.id,
                 match schedule_id {
-                    Some(s) => format!("created a calendar feed of schedule {s} for user {user_id}"),
+                    Some(s) => {
+                        format!("created a calendar feed of schedule {s} for user {user_id}")
+                    }
                     None => format!("created a personal calendar feed for user {user_id}"),
                 },
             )

@@ -33,7 +33,10 @@ pub struct Draft {
 
 /// Checks a draft: name, zone, team, every layer by the scheduler crate, and every participant
 /// an enabled member of the team. All problems are reported at once.
-pub async fn check(store: &Store, draft: &Draft) -> Result<Result<ScheduleFields, Problems>, StoreError> {
+pub async fn check(
+    store: &Store,
+    draft: &Draft,
+) -> Result<Result<ScheduleFields, Problems>, StoreError> {
     let mut problems = Problems::new();
     let name = draft.name.trim();
     if name.is_empty() {
@@ -55,7 +58,10 @@ pub async fn check(store: &Store, draft: &Draft) -> Result<Result<ScheduleFields
     let mut team_found = false;
     match draft.team_id {
         None => {
-            problems.insert("team_id".into(), "Choose the team that owns this schedule".into());
+            problems.insert(
+                "team_id".into(),
+                "Choose the team that owns this schedule".into(),
+            );
         }
         Some(team_id) => match store.team(team_id).await {
             Ok(_) => {
@@ -91,7 +97,9 @@ pub async fn check(store: &Store, draft: &Draft) -> Result<Result<ScheduleFields
                     Some(_) => None,
                 };
                 if let Some(problem) = problem {
-                    problems.entry(format!("layers[{i}].participants")).or_insert(problem);
+                    problems
+                        .entry(format!("layers[{i}].participants"))
+                        .or_insert(problem);
                 }
             }
         }
@@ -141,7 +149,10 @@ pub struct Loaded {
 }
 
 /// Builds the scheduler's schedule from stored layers and overrides.
-pub fn build(stored: &StoredSchedule, overrides: &[StoredOverride]) -> Result<Schedule, StoreError> {
+pub fn build(
+    stored: &StoredSchedule,
+    overrides: &[StoredOverride],
+) -> Result<Schedule, StoreError> {
     Schedule::new(
         stored.layers.clone(),
         overrides.iter().map(StoredOverride::to_override).collect(),
@@ -360,9 +371,24 @@ mod tests {
         assert_eq!(
             summary,
             vec![
-                (1, false, t("2026-11-02T12:00:00Z"), t("2026-11-03T09:00:00Z")),
-                (2, false, t("2026-11-03T09:00:00Z"), t("2026-11-03T12:00:00Z")),
-                (3, true, t("2026-11-02T12:00:00Z"), t("2026-11-03T12:00:00Z")),
+                (
+                    1,
+                    false,
+                    t("2026-11-02T12:00:00Z"),
+                    t("2026-11-03T09:00:00Z")
+                ),
+                (
+                    2,
+                    false,
+                    t("2026-11-03T09:00:00Z"),
+                    t("2026-11-03T12:00:00Z")
+                ),
+                (
+                    3,
+                    true,
+                    t("2026-11-02T12:00:00Z"),
+                    t("2026-11-03T12:00:00Z")
+                ),
             ]
         );
         // Covering yourself changes nothing and tells nobody.

@@ -9,7 +9,9 @@ mod admin;
 mod calendar;
 mod home;
 pub(crate) mod incidents;
+mod oncall;
 mod profile;
+pub(crate) mod schedules;
 pub(crate) mod services;
 mod session;
 mod shifts;
@@ -60,6 +62,48 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{number}/edit", post(incidents::edit))
         .route("/incidents/{number}/updates", post(incidents::post_update))
         .route("/incidents/{number}/notes", post(incidents::add_note))
+        .route("/oncall", get(oncall::get))
+        .route("/schedules", get(schedules::list).post(schedules::create))
+        .route("/schedules/new", get(schedules::new_form))
+        .route(
+            "/schedules/new/follow-the-sun",
+            get(schedules::sun::form).post(schedules::sun::submit),
+        )
+        .route("/schedules/{id}", get(schedules::show))
+        .route(
+            "/schedules/{id}/edit",
+            get(schedules::edit_form).post(schedules::update),
+        )
+        .route("/schedules/{id}/delete", post(schedules::delete))
+        .route("/schedules/{id}/layers", post(schedules::layers::create))
+        .route(
+            "/schedules/{id}/layers/new",
+            get(schedules::layers::new_form),
+        )
+        .route(
+            "/schedules/{id}/layers/{number}",
+            get(schedules::layers::edit_form).post(schedules::layers::update),
+        )
+        .route(
+            "/schedules/{id}/layers/{number}/delete",
+            post(schedules::layers::delete),
+        )
+        .route(
+            "/schedules/{id}/layers/{number}/move",
+            post(schedules::layers::move_layer),
+        )
+        .route(
+            "/schedules/{id}/overrides",
+            post(schedules::create_override),
+        )
+        .route(
+            "/schedules/{id}/overrides/new",
+            get(schedules::override_form),
+        )
+        .route(
+            "/schedules/{id}/overrides/{oid}/delete",
+            post(schedules::delete_override),
+        )
         .route("/admin", get(admin::index))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route(

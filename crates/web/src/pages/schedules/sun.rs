@@ -43,7 +43,7 @@ pub struct RegionForm {
 impl RegionForm {
     pub fn has(&self, id: &i64) -> bool {
         let id = id.to_string();
-        self.people.iter().any(|p| *p == id)
+        self.people.contains(&id)
     }
 
     fn is_blank(&self) -> bool {
@@ -135,7 +135,7 @@ impl SunForm {
 
     fn padded(mut self) -> Self {
         if self.regions.len() < MAX_REGIONS {
-            let rows = (self.regions.len() + 1).min(MAX_REGIONS).max(3);
+            let rows = (self.regions.len() + 1).clamp(3, MAX_REGIONS);
             self.regions.resize_with(rows, RegionForm::default);
         }
         self
