@@ -134,9 +134,12 @@ impl SunForm {
     }
 
     fn padded(mut self) -> Self {
-        if self.regions.len() < MAX_REGIONS {
-            let rows = (self.regions.len() + 1).clamp(3, MAX_REGIONS);
-            self.regions.resize_with(rows, RegionForm::default);
+        let last_blank = self.regions.last().is_some_and(RegionForm::is_blank);
+        if !last_blank && self.regions.len() < MAX_REGIONS {
+            self.regions.push(RegionForm::default());
+        }
+        if self.regions.len() < 3 {
+            self.regions.resize_with(3, RegionForm::default);
         }
         self
     }

@@ -49,8 +49,22 @@ pub struct Day {
     pub w: String,
 }
 
+/// An hour mark, drawn on timelines of one or two days.
+pub struct Tick {
+    pub x: String,
+    pub label: String,
+}
+
+/// Everyone drawn, for the colour legend.
+pub struct Person {
+    pub class: String,
+    pub name: String,
+}
+
 /// Everything the template draws.
 pub struct Timeline {
+    pub ticks: Vec<Tick>,
+    pub people: Vec<Person>,
     pub width: String,
     pub height: String,
     pub rows: Vec<Row>,
@@ -204,8 +218,52 @@ pub fn build(spec: &Spec<'_>) -> Timeline {
         });
         day = day.succ_opt().unwrap_or(day);
     }
+    let mut ticks = Vec::new();
+    if spec.days <= 2 {
+        let mut t = from;
+        while t < to {
+            let local = t.with_timezone(&spec.tz);
+            if t > from
+                && chrono::Timelike::hour(&local) % 3 == 0
+                && chrono::Timelike::minute(&local) == 0
+            {
+                ticks.push(Tick {
+                    x: fmt(x_of(t)),
+                    label: local.format("%H:%M").to_string(),
+                });
+            }
+            t += TimeDelta::minutes(30);
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut people = Vec::new();
+    for s in &finals {
+        if let Some(p) = s.participant {
+            if seen.insert(p) {
+                people.push(Person {
+                    class: person_class(Some(p)),
+                    name: (spec.name_of)(p),
+                });
+            }
+        }
+    }
+    for i in 0..spec.layer_names.len() {
+        for s in spec.schedule.layer_shifts(i, from, to) {
+            if let Some(p) = s.participant {
+                if seen.insert(p) {
+                    people.push(Person {
+                        class: person_class(Some(p)),
+                        name: (spec.name_of)(p),
+                    });
+                }
+            }
+        }
+    }
+    people.sort_by(|a, b| a.name.cmp(&b.name));
     let now_x = (spec.now >= from && spec.now < to).then(|| fmt(x_of(spec.now)));
     Timeline {
+        ticks,
+        people,
         width: fmt(LABEL + AXIS + 4.0),
         height: fmt(y),
         rows,
