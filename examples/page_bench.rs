@@ -72,6 +72,8 @@ async fn main() {
             kind,
             workload_class: WorkloadClass::RealTime,
             team_id: None,
+            escalation_policy_id: None,
+            response_targets: Default::default(),
         };
         services.push(store.create_service(&fields, &audit).await.unwrap().id);
     }

@@ -24,6 +24,7 @@ use sqlx::sqlite::{
 };
 
 pub mod audit;
+pub mod escalation_policies;
 pub mod incidents;
 pub mod schedules;
 pub mod seed;

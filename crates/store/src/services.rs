@@ -1,8 +1,10 @@
 //! Services: the things a team runs.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use heliograph_domain::{ServiceKind, WorkloadClass};
-use serde::Serialize;
+use heliograph_domain::{ServiceKind, Severity, WorkloadClass};
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{Change, record};
 use crate::{Audit, Result, Store, StoreError, read, tx};
@@ -18,6 +20,10 @@ pub struct Service {
     #[sqlx(try_from = "String")]
     pub workload_class: WorkloadClass,
     pub team_id: Option<i64>,
+    /// The policy that pages people for this service's incidents.
+    pub escalation_policy_id: Option<i64>,
+    #[sqlx(try_from = "String")]
+    pub response_targets: ResponseTargets,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -30,11 +36,57 @@ pub struct ServiceFields {
     pub kind: ServiceKind,
     pub workload_class: WorkloadClass,
     pub team_id: Option<i64>,
+    pub escalation_policy_id: Option<i64>,
+    pub response_targets: ResponseTargets,
+}
+
+/// How quickly incidents of one severity should be acknowledged and resolved (`None`: no
+/// target).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTarget {
+    #[serde(default)]
+    pub acknowledge_minutes: Option<u32>,
+    #[serde(default)]
+    pub resolve_minutes: Option<u32>,
+}
+
+impl ResponseTarget {
+    /// Whether neither target is set.
+    pub fn is_empty(&self) -> bool {
+        self.acknowledge_minutes.is_none() && self.resolve_minutes.is_none()
+    }
+}
+
+/// A service's response targets by severity, stored as JSON text
+/// (`{"SEV1": {"acknowledge_minutes": 5, "resolve_minutes": 60}}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResponseTargets(pub BTreeMap<Severity, ResponseTarget>);
+
+impl ResponseTargets {
+    /// The target for `severity`, if any is set.
+    pub fn get(&self, severity: Severity) -> Option<&ResponseTarget> {
+        self.0.get(&severity).filter(|t| !t.is_empty())
+    }
+
+    /// The JSON text stored in the database.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+impl TryFrom<String> for ResponseTargets {
+    type Error = serde_json::Error;
+
+    fn try_from(text: String) -> std::result::Result<Self, Self::Error> {
+        serde_json::from_str(&text)
+    }
 }
 
 macro_rules! service_columns {
     () => {
-        "id, name, description, kind, workload_class, team_id, created_at, updated_at"
+        "id, name, description, kind, workload_class, team_id, escalation_policy_id, response_targets, created_at, updated_at"
     };
 }
 
@@ -45,7 +97,9 @@ fn named(err: sqlx::Error, name: &str) -> StoreError {
         {
             StoreError::Conflict(format!("a service named {name} already exists"))
         }
-        StoreError::Conflict(_) => StoreError::Conflict("the owning team does not exist".into()),
+        StoreError::Conflict(_) => {
+            StoreError::Conflict("the owning team or the escalation policy does not exist".into())
+        }
         other => other,
     }
 }
@@ -56,13 +110,15 @@ impl Store {
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let service: Service = tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO services (name, description, kind, workload_class, team_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ", service_columns!()))
+            "INSERT INTO services (name, description, kind, workload_class, team_id, escalation_policy_id, response_targets, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING ", service_columns!()))
             .bind(&fields.name)
             .bind(&fields.description)
             .bind(fields.kind.as_str())
             .bind(fields.workload_class.as_str())
             .bind(fields.team_id)
+            .bind(fields.escalation_policy_id)
+            .bind(fields.response_targets.to_json())
             .bind(now)
             .fetch_one(c)
             .await)
@@ -90,6 +146,12 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// The services paged by escalation policy `policy_id`, by name.
+    pub async fn services_using_policy(&self, policy_id: i64) -> Result<Vec<Service>> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", service_columns!(), " FROM services WHERE escalation_policy_id = $1 ORDER BY name")).bind(policy_id).fetch_all(c).await)
+            .map_err(Into::into)
+    }
+
     /// Every service, by name.
     pub async fn services(&self) -> Result<Vec<Service>> {
         read!(self.db(), c => sqlx::query_as(concat!("SELECT ", service_columns!(), " FROM services ORDER BY name")).fetch_all(c).await)
@@ -107,7 +169,8 @@ impl Store {
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let after: Service = tx!(&mut tx, c => sqlx::query_as(concat!(
-            "UPDATE services SET name = $2, description = $3, kind = $4, workload_class = $5, team_id = $6, updated_at = $7
+            "UPDATE services SET name = $2, description = $3, kind = $4, workload_class = $5, team_id = $6,
+             escalation_policy_id = $7, response_targets = $8, updated_at = $9
              WHERE id = $1 RETURNING ", service_columns!()))
             .bind(id)
             .bind(&fields.name)
@@ -115,6 +178,8 @@ impl Store {
             .bind(fields.kind.as_str())
             .bind(fields.workload_class.as_str())
             .bind(fields.team_id)
+            .bind(fields.escalation_policy_id)
+            .bind(fields.response_targets.to_json())
             .bind(now)
             .fetch_one(c)
             .await)

@@ -53,6 +53,8 @@ fn service(name: &str, team_id: Option<i64>) -> ServiceFields {
         kind: ServiceKind::LlmInference,
         workload_class: WorkloadClass::RealTime,
         team_id,
+        escalation_policy_id: None,
+        response_targets: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod markdown;
 mod metrics;
 mod middleware;
 pub(crate) mod pages;
+pub mod policies;
 mod router;
 pub mod schedules;
 mod static_files;

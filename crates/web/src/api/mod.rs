@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{ClientAddr, MinRole, hash_secret};
 
+mod escalation_policies;
 mod incidents;
 mod schedules;
 mod services;
@@ -34,7 +35,7 @@ mod users;
     info(title = "Heliograph API", description = "Incident management and on-call. Authenticate with `Authorization: Bearer <token>`; create tokens on your profile page or with `heliograph token create`."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "schedules"), (name = "incidents"))
+    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "schedules"), (name = "escalation policies"), (name = "incidents"))
 )]
 struct ApiDoc;
 
@@ -75,6 +76,15 @@ pub fn routes() -> Router<AppState> {
             schedules::create_override
         ))
         .routes(routes!(schedules::get_override, schedules::delete_override))
+        .routes(routes!(
+            escalation_policies::list,
+            escalation_policies::create
+        ))
+        .routes(routes!(
+            escalation_policies::get,
+            escalation_policies::replace,
+            escalation_policies::delete
+        ))
         .routes(routes!(incidents::list, incidents::declare))
         .routes(routes!(incidents::get))
         .routes(routes!(incidents::acknowledge))

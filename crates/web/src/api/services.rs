@@ -3,15 +3,20 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use heliograph_store::services::Service;
+use heliograph_domain::Severity;
+use heliograph_store::services::{ResponseTarget, ResponseTargets, Service};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiAuth, ApiError, ApiJson, ErrorBody, path_id};
+use super::schedules::PathJson;
+use super::{ApiAuth, ApiError, ErrorBody, path_id};
 use crate::AppState;
 use crate::auth::{Manager, Viewer};
 use crate::pages::services::{ServiceForm, parse_service};
+use crate::policies::target_minutes;
 use crate::views::FieldErrors;
 
 /// A service.
@@ -25,6 +30,11 @@ pub struct ServiceOut {
     /// real-time, batch or on-demand
     pub workload_class: String,
     pub team_id: Option<i64>,
+    /// The policy that pages people for this service's incidents.
+    pub escalation_policy_id: Option<i64>,
+    /// By severity (`SEV1`…`SEV4`); severities without targets are left out.
+    #[schema(value_type = BTreeMap<String, ResponseTargetBody>)]
+    pub response_targets: BTreeMap<String, ResponseTarget>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,6 +48,14 @@ impl From<Service> for ServiceOut {
             kind: s.kind.to_string(),
             workload_class: s.workload_class.to_string(),
             team_id: s.team_id,
+            escalation_policy_id: s.escalation_policy_id,
+            response_targets: s
+                .response_targets
+                .0
+                .into_iter()
+                .filter(|(_, t)| !t.is_empty())
+                .map(|(k, t)| (k.to_string(), t))
+                .collect(),
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -50,8 +68,18 @@ pub struct ServiceList {
     pub services: Vec<ServiceOut>,
 }
 
-/// A service to create or the fields to change. Escalation policies and response targets
-/// attach to services in a later release; until then those fields are refused.
+/// How quickly incidents of one severity should be acknowledged and resolved, in minutes
+/// (1 to 43,200; absent or null: no target).
+#[derive(Deserialize, Serialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTargetBody {
+    #[serde(default)]
+    pub acknowledge_minutes: Option<i64>,
+    #[serde(default)]
+    pub resolve_minutes: Option<i64>,
+}
+
+/// A service to create or the fields to change.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceBody {
@@ -60,15 +88,77 @@ pub struct ServiceBody {
     pub kind: Option<String>,
     pub workload_class: Option<String>,
     pub team_id: Option<i64>,
+    /// On PATCH, `null` removes the policy; absent keeps it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub escalation_policy_id: Option<Option<i64>>,
+    /// By severity, e.g. `{"SEV1": {"acknowledge_minutes": 5, "resolve_minutes": 60}}`. On
+    /// PATCH the whole map is replaced; absent keeps it.
+    pub response_targets: Option<BTreeMap<String, ResponseTargetBody>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// Checks response targets given as JSON, keyed by field path
+/// (`response_targets.SEV1.acknowledge_minutes`).
+fn targets_from(
+    body: &BTreeMap<String, ResponseTargetBody>,
+    problems: &mut BTreeMap<String, String>,
+) -> ResponseTargets {
+    let mut out = ResponseTargets::default();
+    for (key, target) in body {
+        let severity = match key.parse::<Severity>() {
+            Ok(s) => s,
+            Err(e) => {
+                problems.insert(format!("response_targets.{key}"), e.to_string());
+                continue;
+            }
+        };
+        let mut minutes = |name: &str, value: Option<i64>| {
+            value.and_then(|m| match target_minutes(m) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.insert(format!("response_targets.{key}.{name}"), e);
+                    None
+                }
+            })
+        };
+        let target = ResponseTarget {
+            acknowledge_minutes: minutes("acknowledge_minutes", target.acknowledge_minutes),
+            resolve_minutes: minutes("resolve_minutes", target.resolve_minutes),
+        };
+        if !target.is_empty() {
+            out.0.insert(severity, target);
+        }
+    }
+    out
 }
 
 async fn validate(
     state: &AppState,
     form: ServiceForm,
+    targets: Option<&BTreeMap<String, ResponseTargetBody>>,
+    current: Option<ResponseTargets>,
 ) -> Result<heliograph_store::services::ServiceFields, ApiError> {
     let teams = state.store.teams(500, None).await?.items;
+    let policies = state.store.policies().await?;
     let mut errors = FieldErrors::default();
-    parse_service(&form, &teams, &mut errors).ok_or_else(|| ApiError::validation(errors.into_map()))
+    let fields = parse_service(&form, &teams, &policies, &mut errors);
+    let mut problems = errors.into_map();
+    let response_targets = match targets {
+        Some(t) => targets_from(t, &mut problems),
+        None => current.unwrap_or_default(),
+    };
+    match fields {
+        Some(mut fields) if problems.is_empty() => {
+            fields.response_targets = response_targets;
+            Ok(fields)
+        }
+        _ => Err(ApiError::validation(problems)),
+    }
 }
 
 /// List services, by name.
@@ -94,7 +184,7 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     auth: ApiAuth<Manager>,
-    ApiJson(body): ApiJson<ServiceBody>,
+    PathJson(body): PathJson<ServiceBody>,
 ) -> Result<(StatusCode, Json<ServiceOut>), ApiError> {
     let form = ServiceForm {
         name: body.name.unwrap_or_default(),
@@ -102,8 +192,14 @@ pub async fn create(
         kind: body.kind.unwrap_or_default(),
         workload_class: body.workload_class.unwrap_or_default(),
         team_id: body.team_id.map(|t| t.to_string()).unwrap_or_default(),
+        escalation_policy_id: body
+            .escalation_policy_id
+            .flatten()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        ..Default::default()
     };
-    let fields = validate(&state, form).await?;
+    let fields = validate(&state, form, body.response_targets.as_ref(), None).await?;
     let service = state.store.create_service(&fields, &auth.audit()).await?;
     Ok((StatusCode::CREATED, Json(service.into())))
 }
@@ -125,7 +221,7 @@ pub async fn update(
     State(state): State<AppState>,
     auth: ApiAuth<Manager>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<ServiceBody>,
+    PathJson(body): PathJson<ServiceBody>,
 ) -> Result<Json<ServiceOut>, ApiError> {
     let id = path_id(&id)?;
     let current = state.store.service(id).await?;
@@ -141,8 +237,20 @@ pub async fn update(
             .or(current.team_id)
             .map(|t| t.to_string())
             .unwrap_or_default(),
+        escalation_policy_id: body
+            .escalation_policy_id
+            .unwrap_or(current.escalation_policy_id)
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        ..Default::default()
     };
-    let fields = validate(&state, form).await?;
+    let fields = validate(
+        &state,
+        form,
+        body.response_targets.as_ref(),
+        Some(current.response_targets),
+    )
+    .await?;
     Ok(Json(
         state
             .store

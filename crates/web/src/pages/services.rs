@@ -4,9 +4,10 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use heliograph_domain::{ServiceKind, WorkloadClass};
+use heliograph_domain::{ServiceKind, Severity, WorkloadClass};
 use heliograph_store::StoreError;
-use heliograph_store::services::{Service, ServiceFields};
+use heliograph_store::escalation_policies::StoredPolicy;
+use heliograph_store::services::{ResponseTarget, ResponseTargets, Service, ServiceFields};
 use heliograph_store::teams::TeamWithMembers;
 use serde::Deserialize;
 
@@ -14,6 +15,7 @@ use crate::auth::{Auth, Manager, Viewer};
 use crate::csrf::CsrfForm;
 use crate::error::render_with_status;
 use crate::flash::redirect_with;
+use crate::policies::{MAX_TARGET_MINUTES, target_minutes};
 use crate::views::{FieldErrors, Shell};
 use crate::{AppError, AppState};
 
@@ -30,24 +32,101 @@ pub struct ServiceForm {
     pub workload_class: String,
     #[serde(default)]
     pub team_id: String,
+    #[serde(default)]
+    pub escalation_policy_id: String,
+    #[serde(default)]
+    pub ack_sev1: String,
+    #[serde(default)]
+    pub resolve_sev1: String,
+    #[serde(default)]
+    pub ack_sev2: String,
+    #[serde(default)]
+    pub resolve_sev2: String,
+    #[serde(default)]
+    pub ack_sev3: String,
+    #[serde(default)]
+    pub resolve_sev3: String,
+    #[serde(default)]
+    pub ack_sev4: String,
+    #[serde(default)]
+    pub resolve_sev4: String,
+}
+
+/// One severity's row of response-target inputs, for the template.
+pub struct TargetRow<'a> {
+    pub severity: Severity,
+    pub ack_field: String,
+    pub ack: &'a str,
+    pub resolve_field: String,
+    pub resolve: &'a str,
 }
 
 impl ServiceForm {
     fn from_service(s: &Service) -> Self {
-        ServiceForm {
+        let mut form = ServiceForm {
             name: s.name.clone(),
             description: s.description.clone(),
             kind: s.kind.to_string(),
             workload_class: s.workload_class.to_string(),
             team_id: s.team_id.map(|t| t.to_string()).unwrap_or_default(),
+            escalation_policy_id: s
+                .escalation_policy_id
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        for (severity, target) in &s.response_targets.0 {
+            let text = |m: Option<u32>| m.map(|m| m.to_string()).unwrap_or_default();
+            let (ack, resolve) = form.targets_mut(*severity);
+            *ack = text(target.acknowledge_minutes);
+            *resolve = text(target.resolve_minutes);
         }
+        form
+    }
+
+    fn targets_mut(&mut self, severity: Severity) -> (&mut String, &mut String) {
+        match severity {
+            Severity::Sev1 => (&mut self.ack_sev1, &mut self.resolve_sev1),
+            Severity::Sev2 => (&mut self.ack_sev2, &mut self.resolve_sev2),
+            Severity::Sev3 => (&mut self.ack_sev3, &mut self.resolve_sev3),
+            Severity::Sev4 => (&mut self.ack_sev4, &mut self.resolve_sev4),
+        }
+    }
+
+    fn targets(&self, severity: Severity) -> (&str, &str) {
+        match severity {
+            Severity::Sev1 => (&self.ack_sev1, &self.resolve_sev1),
+            Severity::Sev2 => (&self.ack_sev2, &self.resolve_sev2),
+            Severity::Sev3 => (&self.ack_sev3, &self.resolve_sev3),
+            Severity::Sev4 => (&self.ack_sev4, &self.resolve_sev4),
+        }
+    }
+
+    /// The response-target inputs, one row per severity.
+    pub fn target_rows(&self) -> Vec<TargetRow<'_>> {
+        Severity::ALL
+            .iter()
+            .map(|&severity| {
+                let (ack, resolve) = self.targets(severity);
+                let key = severity.as_str().to_ascii_lowercase();
+                TargetRow {
+                    severity,
+                    ack_field: format!("ack_{key}"),
+                    ack,
+                    resolve_field: format!("resolve_{key}"),
+                    resolve,
+                }
+            })
+            .collect()
     }
 }
 
-/// Checks a service form; the same rules serve the API.
+/// Checks a service form; the same rules serve the API (which checks response targets given
+/// as JSON itself, keyed by its field paths, and leaves the form's target fields empty).
 pub fn parse_service(
     form: &ServiceForm,
     teams: &[TeamWithMembers],
+    policies: &[StoredPolicy],
     errors: &mut FieldErrors,
 ) -> Option<ServiceFields> {
     let name = form.name.trim();
@@ -80,6 +159,51 @@ pub fn parse_service(
             }
         },
     };
+    let escalation_policy_id = match form.escalation_policy_id.trim() {
+        "" => None,
+        raw => match raw.parse::<i64>() {
+            Ok(id) if policies.iter().any(|p| p.id == id) => Some(id),
+            _ => {
+                errors.add(
+                    "escalation_policy_id",
+                    format!(
+                        "There is no escalation policy {}; choose one from the list",
+                        raw.chars().take(20).collect::<String>()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let mut response_targets = ResponseTargets::default();
+    for row in form.target_rows() {
+        let mut minutes = |field: &str, raw: &str| match raw.trim() {
+            "" => None,
+            raw => match raw
+                .parse::<i64>()
+                .map_err(|_| String::new())
+                .and_then(target_minutes)
+            {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    errors.add(
+                        field,
+                        format!(
+                            "Give whole minutes from 1 to {MAX_TARGET_MINUTES}, or leave empty"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let target = ResponseTarget {
+            acknowledge_minutes: minutes(&row.ack_field, row.ack),
+            resolve_minutes: minutes(&row.resolve_field, row.resolve),
+        };
+        if !target.is_empty() {
+            response_targets.0.insert(row.severity, target);
+        }
+    }
     if !errors.is_empty() {
         return None;
     }
@@ -89,6 +213,8 @@ pub fn parse_service(
         kind: kind?,
         workload_class: workload_class?,
         team_id,
+        escalation_policy_id,
+        response_targets,
     })
 }
 
@@ -98,6 +224,7 @@ struct ServicesPage {
     shell: Shell,
     services: Vec<Service>,
     teams: Vec<TeamWithMembers>,
+    policies: Vec<StoredPolicy>,
     form: ServiceForm,
     errors: FieldErrors,
     kinds: &'static [ServiceKind],
@@ -112,6 +239,12 @@ impl ServicesPage {
             .map(|t| t.team.name.to_string())
             .unwrap_or_else(|| "—".into())
     }
+
+    fn policy_name(&self, id: &Option<i64>) -> String {
+        id.and_then(|id| self.policies.iter().find(|p| p.id == id))
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| "—".into())
+    }
 }
 
 async fn list_page(
@@ -124,6 +257,7 @@ async fn list_page(
         shell,
         services: state.store.services().await?,
         teams: state.store.teams(500, None).await?.items,
+        policies: state.store.policies().await?,
         form,
         errors,
         kinds: ServiceKind::ALL,
@@ -156,8 +290,9 @@ pub async fn create(
     CsrfForm(form): CsrfForm<ServiceForm>,
 ) -> Result<Response, AppError> {
     let teams = state.store.teams(500, None).await?.items;
+    let policies = state.store.policies().await?;
     let mut errors = FieldErrors::default();
-    if let Some(fields) = parse_service(&form, &teams, &mut errors) {
+    if let Some(fields) = parse_service(&form, &teams, &policies, &mut errors) {
         match state.store.create_service(&fields, &auth.audit()).await {
             Ok(s) => {
                 return Ok(redirect_with(
@@ -176,13 +311,40 @@ pub async fn create(
     ))
 }
 
+impl ServicePage {
+    /// The response targets set, in severity order, as (severity, acknowledge, resolve) words.
+    fn target_lines(&self) -> Vec<(Severity, String, String)> {
+        let words = |m: Option<u32>| m.map(minutes_words).unwrap_or_else(|| "—".into());
+        Severity::ALL
+            .iter()
+            .filter_map(|&s| {
+                self.service
+                    .response_targets
+                    .get(s)
+                    .map(|t| (s, words(t.acknowledge_minutes), words(t.resolve_minutes)))
+            })
+            .collect()
+    }
+}
+
+/// Minutes in words, e.g. "5 min", "2 h", "1 h 30 min".
+pub fn minutes_words(m: u32) -> String {
+    match (m / 60, m % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "services/show.html")]
 struct ServicePage {
     shell: Shell,
     service: Service,
     team: Option<String>,
+    policy: Option<StoredPolicy>,
     teams: Vec<TeamWithMembers>,
+    policies: Vec<StoredPolicy>,
     form: ServiceForm,
     errors: FieldErrors,
     kinds: &'static [ServiceKind],
@@ -204,13 +366,20 @@ async fn service_page(
         .team_id
         .and_then(|id| teams.iter().find(|t| t.team.id == id))
         .map(|t| t.team.name.to_string());
+    let policies = state.store.policies().await?;
+    let policy = service
+        .escalation_policy_id
+        .and_then(|id| policies.iter().find(|p| p.id == id))
+        .cloned();
     let form = form.unwrap_or_else(|| ServiceForm::from_service(&service));
     Ok(ServicePage {
         shell,
         action: format!("/services/{id}"),
         service,
         team,
+        policy,
         teams,
+        policies,
         form,
         errors,
         kinds: ServiceKind::ALL,
@@ -242,8 +411,9 @@ pub async fn update(
     let id = super::parse_id(&id)?;
     state.store.service(id).await?;
     let teams = state.store.teams(500, None).await?.items;
+    let policies = state.store.policies().await?;
     let mut errors = FieldErrors::default();
-    if let Some(fields) = parse_service(&form, &teams, &mut errors) {
+    if let Some(fields) = parse_service(&form, &teams, &policies, &mut errors) {
         match state.store.update_service(id, &fields, &auth.audit()).await {
             Ok(s) => {
                 return Ok(redirect_with(
