@@ -5,11 +5,13 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 
+mod act;
 mod admin;
 mod calendar;
 mod home;
 pub(crate) mod incidents;
 mod oncall;
+mod policies;
 mod profile;
 pub(crate) mod schedules;
 pub(crate) mod services;
@@ -62,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{number}/edit", post(incidents::edit))
         .route("/incidents/{number}/updates", post(incidents::post_update))
         .route("/incidents/{number}/notes", post(incidents::add_note))
+        .route("/act/{token}", get(act::show).post(act::act))
         .route("/oncall", get(oncall::get))
         .route("/schedules", get(schedules::list).post(schedules::create))
         .route("/schedules/new", get(schedules::new_form))
@@ -104,6 +107,16 @@ pub fn routes() -> Router<AppState> {
             "/schedules/{id}/overrides/{oid}/delete",
             post(schedules::delete_override),
         )
+        .route(
+            "/escalation-policies",
+            get(policies::list).post(policies::create),
+        )
+        .route("/escalation-policies/new", get(policies::new_form))
+        .route(
+            "/escalation-policies/{id}",
+            get(policies::show).post(policies::update),
+        )
+        .route("/escalation-policies/{id}/delete", post(policies::delete))
         .route("/admin", get(admin::index))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route(

@@ -33,6 +33,15 @@ struct Row {
     next_at: String,
 }
 
+/// A policy's level-1 first responders now.
+struct PolicyRow {
+    policy_id: i64,
+    policy: String,
+    team: String,
+    /// (name, email) of each person paged first right now.
+    responders: Vec<(String, String)>,
+}
+
 struct MyShift {
     schedule_id: i64,
     schedule: String,
@@ -47,6 +56,7 @@ struct MyShift {
 struct OnCallPage {
     shell: Shell,
     rows: Vec<Row>,
+    policies: Vec<PolicyRow>,
     mine: Vec<MyShift>,
     teams: Vec<TeamWithMembers>,
     team_id: Option<i64>,
@@ -141,6 +151,26 @@ pub async fn get(
             next_at: next.map(|h| shell.time(&h.at)).unwrap_or_default(),
         });
     }
+    let mut policies = Vec::new();
+    for policy in state.store.policies().await? {
+        if team_id.is_some_and(|t| t != policy.team_id) {
+            continue;
+        }
+        let responders = crate::policies::first_responders(&state.store, &policy, now)
+            .await?
+            .into_iter()
+            .map(|id| match users.get(&id) {
+                Some(u) => (u.name.to_string(), u.email.to_string()),
+                None => (name_in(&users, id), String::new()),
+            })
+            .collect();
+        policies.push(PolicyRow {
+            policy_id: policy.id,
+            team: team_names.get(&policy.team_id).cloned().unwrap_or_default(),
+            policy: policy.name,
+            responders,
+        });
+    }
     mine.sort_by_key(|(start, _)| *start);
     let mine = mine.into_iter().take(5).map(|(_, s)| s).collect();
     Ok(render_with_status(
@@ -148,6 +178,7 @@ pub async fn get(
         &OnCallPage {
             shell,
             rows,
+            policies,
             mine,
             teams,
             team_id,
