@@ -137,30 +137,38 @@ pub async fn check(
             let field = format!("levels[{i}].targets[{j}].id");
             let problem = match target.kind {
                 TargetKind::User => {
-                    if !users.contains_key(&target.id) {
-                        let found = match store.user(target.id).await {
-                            Ok(u) => Some(u),
-                            Err(StoreError::NotFound) => None,
-                            Err(e) => return Err(e),
-                        };
-                        users.insert(target.id, found);
-                    }
-                    match users.get(&target.id).and_then(Option::as_ref) {
+                    let user = match users.get(&target.id) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let found = match store.user(target.id).await {
+                                Ok(u) => Some(u),
+                                Err(StoreError::NotFound) => None,
+                                Err(e) => return Err(e),
+                            };
+                            users.insert(target.id, found.clone());
+                            found
+                        }
+                    };
+                    match user {
                         None => Some(format!("There is no user {}", target.id)),
                         Some(u) if u.disabled => Some(format!("{} is disabled", u.name)),
                         Some(_) => None,
                     }
                 }
                 TargetKind::Schedule => {
-                    if !schedules.contains_key(&target.id) {
-                        let found = match store.schedule(target.id).await {
-                            Ok(_) => true,
-                            Err(StoreError::NotFound) => false,
-                            Err(e) => return Err(e),
-                        };
-                        schedules.insert(target.id, found);
-                    }
-                    if schedules.get(&target.id) == Some(&true) {
+                    let found = match schedules.get(&target.id) {
+                        Some(known) => *known,
+                        None => {
+                            let found = match store.schedule(target.id).await {
+                                Ok(_) => true,
+                                Err(StoreError::NotFound) => false,
+                                Err(e) => return Err(e),
+                            };
+                            schedules.insert(target.id, found);
+                            found
+                        }
+                    };
+                    if found {
                         None
                     } else {
                         Some(format!("There is no schedule {}", target.id))
