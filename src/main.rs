@@ -219,6 +219,7 @@ async fn serve(store: Store, args: ServeArgs) -> anyhow::Result<()> {
         base_url: args.base_url,
         smtp_url: args.smtp_url,
         smtp_from: args.smtp_from,
+        run_engine: true,
     };
     let app = Application::build(config, store)
         .await

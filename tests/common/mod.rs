@@ -36,10 +36,22 @@ impl TestApp {
         db: Arc<TestDatabase>,
         clock: Arc<dyn Clock>,
     ) -> TestApp {
+        Self::spawn_configured(backend, db, clock, |_| {}).await
+    }
+
+    /// Starts the application with its configuration adjusted (an SMTP server, say).
+    pub async fn spawn_configured(
+        backend: Backend,
+        db: Arc<TestDatabase>,
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let conn = Db::connect(&db.url).await.expect("connect");
         conn.migrate().await.expect("migrate");
         let store = Store::with_clock(conn, clock);
-        let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
+        let mut config = Config::local("127.0.0.1:0".parse().unwrap());
+        configure(&mut config);
+        let app = Application::build(config, store.clone())
             .await
             .expect("build");
         let base = format!("http://127.0.0.1:{}", app.port());

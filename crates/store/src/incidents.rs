@@ -176,7 +176,7 @@ pub struct StatusCounts {
     pub resolved: i64,
 }
 
-async fn notify(tx: &mut Tx, number: i64) -> Result<()> {
+pub(crate) async fn notify(tx: &mut Tx, number: i64) -> Result<()> {
     if let Tx::Postgres(t) = tx {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)
@@ -188,15 +188,15 @@ async fn notify(tx: &mut Tx, number: i64) -> Result<()> {
 }
 
 /// A timeline entry to write.
-struct NewEntry<'a> {
-    kind: &'a str,
-    body: String,
+pub(crate) struct NewEntry<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) body: String,
     /// Rendered and sanitized Markdown for notes and updates; empty for system entries.
-    body_html: &'a str,
-    phase: Option<&'a str>,
+    pub(crate) body_html: &'a str,
+    pub(crate) phase: Option<&'a str>,
 }
 
-async fn add_entry(
+pub(crate) async fn add_entry(
     tx: &mut Tx,
     incident_id: i64,
     at: DateTime<Utc>,
@@ -277,6 +277,7 @@ impl Store {
             phase: None,
         };
         add_entry(&mut tx, incident.id, now, audit, &declared).await?;
+        crate::paging::start_escalation(&mut tx, incident.id, now).await?;
         record(
             &mut tx,
             audit,
@@ -305,7 +306,7 @@ impl Store {
     pub async fn incident_detail(&self, number: i64) -> Result<IncidentDetail> {
         let incident = self.incident(number).await?;
         let services: Vec<Service> = read!(self.db(), c => sqlx::query_as(
-            "SELECT s.id, s.name, s.description, s.kind, s.workload_class, s.team_id, s.created_at, s.updated_at
+            "SELECT s.id, s.name, s.description, s.kind, s.workload_class, s.team_id, s.escalation_policy_id, s.response_targets, s.created_at, s.updated_at
              FROM services s JOIN incident_services i ON i.service_id = s.id WHERE i.incident_id = $1 ORDER BY s.name",
         )
         .bind(incident.id)
@@ -407,6 +408,9 @@ impl Store {
             return Ok(None);
         };
         add_entry(&mut tx, after.id, now, audit, &entry).await?;
+        if action == "incident.reopen" {
+            crate::paging::start_escalation(&mut tx, after.id, now).await?;
+        }
         record(
             &mut tx,
             audit,

@@ -24,8 +24,11 @@ use sqlx::sqlite::{
 };
 
 pub mod audit;
+pub mod contacts;
 pub mod escalation_policies;
 pub mod incidents;
+pub mod jobs;
+pub mod paging;
 pub mod schedules;
 pub mod seed;
 pub mod services;

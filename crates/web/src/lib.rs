@@ -42,6 +42,8 @@ pub struct Config {
     pub smtp_url: Option<url::Url>,
     /// The From header of outgoing mail.
     pub smtp_from: String,
+    /// Whether this process runs the notification engine (tests may drive it themselves).
+    pub run_engine: bool,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             base_url: None,
             smtp_url: None,
             smtp_from: "Heliograph <heliograph@localhost>".into(),
+            run_engine: true,
         }
     }
 }
@@ -71,6 +74,17 @@ pub struct Inner {
     /// The public URL of this installation (`HELIOGRAPH_BASE_URL`), for links that leave the
     /// browser: calendar feed URLs.
     pub base_url: url::Url,
+    /// Wakes the engine when work was just enqueued (a declared or reopened incident).
+    pub engine_wake: Arc<tokio::sync::Notify>,
+    /// The engine's counters, for `/metrics`.
+    pub engine_stats: Arc<heliograph_engine::Stats>,
+}
+
+impl Inner {
+    /// Tells the engine that work is due now.
+    pub fn wake_engine(&self) {
+        self.engine_wake.notify_one();
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -88,6 +102,52 @@ pub struct Application {
     setup_url: Option<String>,
     store: Store,
     shutdown: tokio::sync::watch::Sender<bool>,
+    engine: Option<heliograph_engine::Engine>,
+}
+
+/// The key of the webhook signing secret in the settings table.
+const WEBHOOK_SECRET: &str = "WEBHOOK_SIGNING_SECRET";
+
+/// The channels the engine sends through: email from the SMTP settings, webhooks signed with
+/// the installation's webhook secret (made once and kept in the database, so every replica
+/// signs alike).
+pub async fn channels(
+    config: &Config,
+    store: &Store,
+) -> Result<heliograph_engine::Channels, std::io::Error> {
+    let secret = match store
+        .setting(WEBHOOK_SECRET)
+        .await
+        .map_err(std::io::Error::other)?
+    {
+        Some(s) => s,
+        None => {
+            let s = auth::new_secret();
+            store
+                .set_setting(WEBHOOK_SECRET, &s)
+                .await
+                .map_err(std::io::Error::other)?;
+            // Another replica may have written first: use what is stored.
+            store
+                .setting(WEBHOOK_SECRET)
+                .await
+                .map_err(std::io::Error::other)?
+                .unwrap_or(s)
+        }
+    };
+    let email = heliograph_notify::email_channel(
+        config.smtp_url.as_ref().map(url::Url::as_str),
+        Some(&config.smtp_from),
+    )
+    .map_err(std::io::Error::other)?;
+    let webhook =
+        heliograph_notify::Webhook::json(secret.clone()).map_err(std::io::Error::other)?;
+    let slack = heliograph_notify::Webhook::slack(secret).map_err(std::io::Error::other)?;
+    Ok(heliograph_engine::Channels {
+        email,
+        webhook: Arc::new(webhook),
+        slack: Arc::new(slack),
+    })
 }
 
 impl Application {
@@ -104,7 +164,15 @@ impl Application {
             .await
             .map_err(std::io::Error::other)?;
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let engine = heliograph_engine::Engine::new(
+            store.clone(),
+            channels(&config, &store).await?,
+            base_url.as_str(),
+            format!("{}:{}", std::process::id(), local),
+        );
         let state = AppState(Arc::new(Inner {
+            engine_wake: engine.waker(),
+            engine_stats: engine.stats(),
             secure_cookies: base_url.scheme() == "https",
             metrics: metrics::Metrics::new(),
             events: events::Events::start(&store, shutdown_rx),
@@ -119,6 +187,7 @@ impl Application {
             setup_url,
             store,
             shutdown,
+            engine: config.run_engine.then_some(engine),
         })
     }
 
@@ -151,14 +220,24 @@ impl Application {
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let stop = self.shutdown;
+        let mut engine_stop = stop.subscribe();
+        let engine = self.engine.map(|engine| {
+            tokio::spawn(engine.run_until(async move {
+                let _ = engine_stop.wait_for(|stopped| *stopped).await;
+            }))
+        });
         let shutdown = async move {
             shutdown.await;
-            // End live event streams so that open browsers do not hold up the shutdown.
+            // End live event streams so that open browsers do not hold up the shutdown, and
+            // stop the engine between jobs (a job cut short runs again after its lease).
             let _ = stop.send(true);
         };
         let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        if let Some(engine) = engine {
+            let _ = engine.await;
+        }
         self.store.db().close().await;
         result
     }

@@ -233,6 +233,7 @@ pub async fn declare(
         commander_id: Some(commander_id),
     };
     let incident = state.store.declare_incident(&new, &auth.audit()).await?;
+    state.wake_engine();
     state.events.changed(incident.number);
     Ok((
         StatusCode::CREATED,

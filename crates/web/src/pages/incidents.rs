@@ -380,6 +380,7 @@ pub async fn declare(
     let mut errors = FieldErrors::default();
     if let Some(new) = parse_declare(&form, &services, &users, &mut errors) {
         let incident = state.store.declare_incident(&new, &auth.audit()).await?;
+        state.wake_engine();
         state.events.changed(incident.number);
         return Ok(redirect_with(
             &format!("/incidents/{}", incident.number),
@@ -487,6 +488,20 @@ struct IncidentPage {
     typed: Typed,
     errors: FieldErrors,
     conflict: Option<String>,
+    notifications: Vec<NotificationRow>,
+    breaches: Vec<String>,
+}
+
+/// One notification on the incident page.
+struct NotificationRow {
+    who: String,
+    channel: String,
+    address: String,
+    level: String,
+    state: String,
+    at: String,
+    attempts: i64,
+    error: String,
 }
 
 impl IncidentPage {
@@ -543,16 +558,54 @@ async fn incident_page(
         state.store.now()
     };
     let typed = typed(Typed::current(i.clone()));
+    let users = state.store.all_users().await?;
+    let notifications = state
+        .store
+        .incident_notifications(i.id)
+        .await?
+        .into_iter()
+        .map(|n| NotificationRow {
+            who: n
+                .user_id
+                .and_then(|id| users.iter().find(|u| u.id == id))
+                .map(|u| u.name.to_string())
+                .unwrap_or_else(|| "—".into()),
+            channel: n.channel,
+            address: n.address,
+            level: match (n.level, n.repeat_no) {
+                (Some(l), Some(r)) if r > 0 => format!("{} (repeat {r})", l + 1),
+                (Some(l), _) => (l + 1).to_string(),
+                _ => "—".into(),
+            },
+            at: shell.time(&n.sent_at.unwrap_or(n.due_at)),
+            state: n.state,
+            attempts: n.attempts,
+            error: n.last_error.unwrap_or_default(),
+        })
+        .collect();
+    let breaches = state
+        .store
+        .incident_breaches(i.id)
+        .await?
+        .into_iter()
+        .map(|(service, kind, minutes, at)| {
+            format!(
+                "{service}: not {} within {minutes} min (missed at {})",
+                if kind == "acknowledge" {
+                    "acknowledged"
+                } else {
+                    "resolved"
+                },
+                shell.time(&at)
+            )
+        })
+        .collect();
     Ok(IncidentPage {
+        notifications,
+        breaches,
         description_html: i.description_html.clone(),
         age: age(i.triggered_at, end),
-        users: state
-            .store
-            .all_users()
-            .await?
-            .into_iter()
-            .filter(|u| !u.disabled)
-            .collect(),
+        users: users.into_iter().filter(|u| !u.disabled).collect(),
         severities: Severity::ALL,
         phases: Phase::ALL,
         roles: IncidentRole::ALL,
@@ -648,6 +701,7 @@ pub async fn reopen(
 ) -> Result<Response, AppError> {
     let number = parse_number(&number)?;
     let result = state.store.reopen_incident(number, &auth.audit()).await;
+    state.wake_engine();
     transition(&state, number, result, "Reopened.")
 }
 

@@ -32,6 +32,15 @@ pub fn routes() -> Router<AppState> {
         .route("/profile/password", post(profile::change_password))
         .route("/profile/tokens", post(profile::create_token))
         .route("/profile/tokens/{id}/revoke", post(profile::revoke_token))
+        .route("/profile/contacts", post(profile::add_contact))
+        .route(
+            "/profile/contacts/{id}/delete",
+            post(profile::delete_contact),
+        )
+        .route("/profile/contacts/{id}/test", post(profile::test_contact))
+        .route("/profile/rules", post(profile::add_rule))
+        .route("/profile/rules/{id}/delete", post(profile::delete_rule))
+        .route("/profile/working-hours", post(profile::save_working_hours))
         .route("/teams", get(teams::list).post(teams::create))
         .route("/teams/{id}", get(teams::show).post(teams::update))
         .route("/teams/{id}/delete", post(teams::delete))

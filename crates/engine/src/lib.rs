@@ -1,0 +1,679 @@
+//! Heliograph's engine: the background work that makes it a pager. It runs inside `serve`,
+//! takes due jobs from the database queue (see `heliograph_store::jobs`) and runs them:
+//!
+//! - `escalate`: one level of an incident's escalation policy — resolve the level's targets
+//!   (schedules to whoever is on call at that instant), record a notification per person and
+//!   notification rule, and enqueue the next level after the level's delay;
+//! - `deliver`: send one notification by email or webhook; temporary failures retry with
+//!   exponential backoff and jitter, permanent ones (or too many attempts) fail visibly;
+//! - `target_check`: record a response-target breach when an incident is still not
+//!   acknowledged (or resolved) when its service's target runs out.
+//!
+//! Every step is applied in one transaction with finishing its job; notifications carry an
+//! idempotency key. A crash before the commit leaves the job to run again after its lease; a
+//! second replica cannot claim a leased job. The one window left is a crash after the SMTP
+//! server accepted a message and before the commit: that message is sent again (at least
+//! once, never lost).
+
+#![deny(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use heliograph_domain::{IncidentStatus, Severity, WorkingHours};
+use heliograph_notify::{Channel, Message, SendError};
+use heliograph_scheduler::Schedule;
+use heliograph_store::jobs::{Job, NewJob};
+use heliograph_store::paging::{Delivery, EscalationContext, NewNotification, PagedPerson, Step};
+use heliograph_store::{Store, StoreError};
+use rand::Rng;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+mod render;
+
+/// How long a claimed job is leased before another worker may take it over.
+pub const LEASE: TimeDelta = TimeDelta::seconds(120);
+/// Delivery attempts before a notification is marked failed.
+pub const MAX_ATTEMPTS: i64 = 8;
+/// How long acknowledge/resolve links in emails work.
+pub const LINK_LIFETIME: TimeDelta = TimeDelta::hours(24);
+
+/// Where messages go, by channel kind.
+#[derive(Clone)]
+pub struct Channels {
+    pub email: Arc<dyn Channel>,
+    pub webhook: Arc<dyn Channel>,
+    pub slack: Arc<dyn Channel>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub jobs_run: AtomicU64,
+    pub job_latency_ms_total: AtomicU64,
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+    pub cancelled: AtomicU64,
+}
+
+/// The engine: one per process; several processes may share a PostgreSQL database.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    channels: Channels,
+    base_url: String,
+    worker: String,
+    wake: Arc<Notify>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EscalatePayload {
+    incident_id: i64,
+    epoch: i64,
+    level: i64,
+    repeat: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeliverPayload {
+    notification_id: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct TargetPayload {
+    incident_id: i64,
+    service_id: i64,
+    kind: String,
+    minutes: i64,
+}
+
+/// One level of a policy, as stored.
+#[derive(Debug, Clone, Deserialize)]
+struct Level {
+    delay_minutes: i64,
+    #[serde(default)]
+    min_severity: Option<Severity>,
+    targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Target {
+    #[serde(rename = "type")]
+    kind: String,
+    id: i64,
+}
+
+/// A response target of a service for one severity.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ResponseTarget {
+    #[serde(default)]
+    acknowledge_minutes: Option<i64>,
+    #[serde(default)]
+    resolve_minutes: Option<i64>,
+}
+
+/// Why a job could not run (logged; the job runs again after its lease).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The SHA-256 hex of a secret: how action-link tokens are stored (the same as the web
+/// application's `hash_secret`).
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Exponential backoff with jitter: about 15 s, 30 s, 1 min, … capped at 15 minutes.
+pub fn backoff(attempt: i64) -> TimeDelta {
+    let base = 15_i64.saturating_mul(1_i64 << attempt.clamp(0, 6));
+    let capped = base.min(900);
+    let jitter = rand::rng().random_range(0..=capped / 4 + 1);
+    TimeDelta::seconds(capped + jitter)
+}
+
+impl Engine {
+    /// An engine over `store` sending through `channels`; links in messages start with
+    /// `base_url`. `worker` names this process in job leases (host and pid, say).
+    pub fn new(store: Store, channels: Channels, base_url: &str, worker: String) -> Engine {
+        Engine {
+            store,
+            channels,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            worker,
+            wake: Arc::new(Notify::new()),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// Wakes the engine now (e.g. right after an incident is declared), instead of at its
+    /// next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown` completes: due jobs at once, then sleeps until the next job is
+    /// due, a wake-up, or a second (other replicas may have enqueued work).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.run_due().await {
+                tracing::warn!(error = %e, "engine pass failed; retrying shortly");
+            }
+            let pause = match self.store.next_job_at().await {
+                Ok(Some(at)) => (at - self.store.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(Duration::from_secs(1)),
+                _ => Duration::from_secs(1),
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause.max(Duration::from_millis(20))) => {}
+            }
+        }
+        tracing::info!("engine stopped");
+    }
+
+    /// Runs every job due now (in batches, deliveries of a batch concurrently) until none is
+    /// left. Returns how many jobs ran. Tests call this with a fixed clock.
+    pub async fn run_due(&self) -> Result<usize, EngineError> {
+        let mut total = 0;
+        loop {
+            let jobs = self.store.claim_jobs(&self.worker, LEASE, 64).await?;
+            if jobs.is_empty() {
+                return Ok(total);
+            }
+            total += jobs.len();
+            let runs = jobs.into_iter().map(|job| async move {
+                let latency = (self.store.now() - job.run_at).num_milliseconds().max(0);
+                self.stats
+                    .job_latency_ms_total
+                    .fetch_add(latency as u64, Ordering::Relaxed);
+                self.stats.jobs_run.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.run_job(&job).await {
+                    tracing::warn!(job = job.id, kind = %job.kind, error = %e, "job failed; it runs again after its lease");
+                }
+            });
+            futures::future::join_all(runs).await;
+        }
+    }
+
+    async fn run_job(&self, job: &Job) -> Result<(), EngineError> {
+        match job.kind.as_str() {
+            "escalate" => match serde_json::from_str::<EscalatePayload>(&job.payload) {
+                Ok(p) => self.escalate(job, p).await,
+                Err(e) => self.bad_payload(job, e).await,
+            },
+            "deliver" => match serde_json::from_str::<DeliverPayload>(&job.payload) {
+                Ok(p) => self.deliver(job, p).await,
+                Err(e) => self.bad_payload(job, e).await,
+            },
+            "target_check" => match serde_json::from_str::<TargetPayload>(&job.payload) {
+                Ok(p) => self.target_check(job, p).await,
+                Err(e) => self.bad_payload(job, e).await,
+            },
+            other => {
+                tracing::error!(job = job.id, kind = other, "unknown job kind");
+                self.store
+                    .fail_job(job.id, &self.worker, &format!("unknown job kind {other}"))
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn bad_payload(&self, job: &Job, e: serde_json::Error) -> Result<(), EngineError> {
+        tracing::error!(job = job.id, error = %e, "unreadable job payload");
+        self.store
+            .fail_job(job.id, &self.worker, &format!("unreadable payload: {e}"))
+            .await?;
+        Ok(())
+    }
+
+    /// Who is on call in schedule `id` at `at`.
+    async fn on_call(&self, id: i64, at: DateTime<Utc>) -> Result<Option<i64>, EngineError> {
+        let stored = match self.store.schedule(id).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let overrides = self
+            .store
+            .overrides_between(id, at - TimeDelta::days(1), at + TimeDelta::days(1))
+            .await?;
+        let schedule = Schedule::new(
+            stored.layers.clone(),
+            overrides.iter().map(|o| o.to_override()).collect(),
+        )
+        .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
+        Ok(schedule.on_call_at(at).participant)
+    }
+
+    async fn escalate(&self, job: &Job, p: EscalatePayload) -> Result<(), EngineError> {
+        let now = self.store.now();
+        let Some(ctx) = self.store.escalation_context(p.incident_id).await? else {
+            self.store.finish_job(job.id, &self.worker).await?;
+            return Ok(());
+        };
+        let mut step = Step {
+            incident_id: ctx.incident_id,
+            ..Default::default()
+        };
+        let first = p.level == 0 && p.repeat == 0;
+        if first && p.epoch == 1 {
+            self.plan_target_checks(&ctx, &mut step);
+        }
+        // Acknowledged, resolved, or reopened since (a newer epoch took over): stand down.
+        if ctx.epoch != p.epoch || ctx.status != IncidentStatus::Triggered {
+            self.store.apply_step(job.id, &self.worker, &step).await?;
+            return Ok(());
+        }
+        let Some(policy) = ctx.policy.clone() else {
+            if first {
+                step.timeline.push((
+                    "escalation",
+                    "No escalation policy on the incident's services: nobody was paged.".into(),
+                ));
+            }
+            self.store.apply_step(job.id, &self.worker, &step).await?;
+            return Ok(());
+        };
+        let levels: Vec<Level> = serde_json::from_str(&policy.levels)
+            .map_err(|e| StoreError::Corrupt(format!("policy {}: {e}", policy.id)))?;
+        let next = |level: i64, repeat: i64, at: DateTime<Utc>| NewJob {
+            kind: "escalate",
+            payload: serde_json::json!({"incident_id": ctx.incident_id, "epoch": p.epoch, "level": level, "repeat": repeat}),
+            run_at: at,
+            dedup_key: Some(format!(
+                "escalate:{}:{}:{level}:{repeat}",
+                ctx.incident_id, p.epoch
+            )),
+        };
+        let Some(level) = usize::try_from(p.level).ok().and_then(|i| levels.get(i)) else {
+            // Past the last level: start again, or stop.
+            if p.repeat < policy.repeat && !levels.is_empty() {
+                step.jobs.push(next(0, p.repeat + 1, now));
+                step.timeline.push((
+                    "escalation",
+                    format!(
+                        "Nobody acknowledged: policy {} starts again (repeat {} of {}).",
+                        policy.name,
+                        p.repeat + 1,
+                        policy.repeat
+                    ),
+                ));
+            } else {
+                step.timeline.push((
+                    "escalation",
+                    format!(
+                        "Nobody acknowledged and policy {} has no more levels or repeats.",
+                        policy.name
+                    ),
+                ));
+            }
+            self.store.apply_step(job.id, &self.worker, &step).await?;
+            return Ok(());
+        };
+        let number = p.level + 1;
+        if let Some(min) = level.min_severity
+            && !ctx.severity.at_least(min)
+        {
+            step.jobs.push(next(p.level + 1, p.repeat, now));
+            step.timeline.push((
+                "escalation",
+                format!("Level {number} skipped: it pages only for {min} and more severe."),
+            ));
+            self.store.apply_step(job.id, &self.worker, &step).await?;
+            return Ok(());
+        }
+        // Resolve the targets to people.
+        let mut people: Vec<(i64, String)> = Vec::new();
+        let mut nobody: Vec<String> = Vec::new();
+        for target in &level.targets {
+            match target.kind.as_str() {
+                "user" => people.push((target.id, String::new())),
+                "schedule" => match self.on_call(target.id, now).await? {
+                    Some(user) => {
+                        people.push((user, format!(" (on call in schedule {})", target.id)))
+                    }
+                    None => nobody.push(format!("schedule {} has nobody on call", target.id)),
+                },
+                _ => {}
+            }
+        }
+        let mut seen = BTreeSet::new();
+        people.retain(|(id, _)| seen.insert(*id));
+        let low = matches!(ctx.severity, Severity::Sev3 | Severity::Sev4);
+        let subject = render::subject(&ctx);
+        let mut paged = Vec::new();
+        for (user_id, why) in &people {
+            let Some(person) = self.store.paged_person(*user_id).await? else {
+                continue;
+            };
+            if person.disabled {
+                nobody.push(format!("{} is disabled", person.name));
+                continue;
+            }
+            let hold = if low && !policy.low_severity_any_time {
+                working_hours(&person)
+            } else {
+                None
+            };
+            let mut held = false;
+            for contact in self.store.page_contacts(&person).await? {
+                let mut due = now + TimeDelta::minutes(contact.delay_minutes);
+                if let Some(hours) = &hold {
+                    let available = hours.available_from(due, person.time_zone.tz());
+                    held |= available > due;
+                    due = available;
+                }
+                step.notifications.push(NewNotification {
+                    idempotency_key: format!(
+                        "page:{}:{}:{}:{}:{}:{}:{}",
+                        ctx.incident_id,
+                        p.epoch,
+                        p.level,
+                        p.repeat,
+                        person.id,
+                        contact.contact_method_id.unwrap_or(0),
+                        contact.rule_id.unwrap_or(0)
+                    ),
+                    incident_id: Some(ctx.incident_id),
+                    user_id: Some(person.id),
+                    contact_method_id: contact.contact_method_id,
+                    purpose: "page",
+                    channel: contact.channel.clone(),
+                    address: contact.address.clone(),
+                    subject: subject.clone(),
+                    level: Some(p.level),
+                    repeat_no: Some(p.repeat),
+                    due_at: due,
+                });
+            }
+            paged.push(format!(
+                "{}{why}{}",
+                person.name,
+                if held {
+                    " — held until their working hours (SEV3/SEV4)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let mut text = format!(
+            "Escalation level {number}{}: ",
+            if p.repeat > 0 {
+                format!(" (repeat {})", p.repeat)
+            } else {
+                String::new()
+            }
+        );
+        if paged.is_empty() {
+            text.push_str("nobody to page");
+        } else {
+            text.push_str(&format!("paging {}", paged.join(", ")));
+        }
+        if !nobody.is_empty() {
+            text.push_str(&format!("; {}", nobody.join("; ")));
+        }
+        text.push('.');
+        step.timeline.push(("escalation", text));
+        step.position = Some((p.level, p.repeat));
+        step.jobs.push(next(
+            p.level + 1,
+            p.repeat,
+            now + TimeDelta::minutes(level.delay_minutes.max(1)),
+        ));
+        self.store.apply_step(job.id, &self.worker, &step).await?;
+        if !step.notifications.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn plan_target_checks(&self, ctx: &EscalationContext, step: &mut Step<'_>) {
+        for (service_id, _, targets) in &ctx.services {
+            let Ok(map) =
+                serde_json::from_str::<std::collections::BTreeMap<String, ResponseTarget>>(targets)
+            else {
+                continue;
+            };
+            let Some(target) = map.get(ctx.severity.as_str()) else {
+                continue;
+            };
+            for (kind, minutes) in [
+                ("acknowledge", target.acknowledge_minutes),
+                ("resolve", target.resolve_minutes),
+            ] {
+                let Some(minutes) = minutes.filter(|m| *m > 0) else {
+                    continue;
+                };
+                step.jobs.push(NewJob {
+                    kind: "target_check",
+                    payload: serde_json::json!({"incident_id": ctx.incident_id, "service_id": service_id, "kind": kind, "minutes": minutes}),
+                    run_at: ctx.triggered_at + TimeDelta::minutes(minutes),
+                    dedup_key: Some(format!("target:{}:{service_id}:{kind}", ctx.incident_id)),
+                });
+            }
+        }
+    }
+
+    async fn target_check(&self, job: &Job, p: TargetPayload) -> Result<(), EngineError> {
+        let Some(ctx) = self.store.escalation_context(p.incident_id).await? else {
+            self.store.finish_job(job.id, &self.worker).await?;
+            return Ok(());
+        };
+        let incident = self.store.incident(ctx.number).await?;
+        let met = match p.kind.as_str() {
+            "acknowledge" => incident
+                .acknowledged_at
+                .or(incident.resolved_at)
+                .is_some_and(|t| t <= ctx.triggered_at + TimeDelta::minutes(p.minutes)),
+            _ => incident
+                .resolved_at
+                .is_some_and(|t| t <= ctx.triggered_at + TimeDelta::minutes(p.minutes)),
+        };
+        let mut step = Step {
+            incident_id: ctx.incident_id,
+            ..Default::default()
+        };
+        if !met {
+            let service = ctx
+                .services
+                .iter()
+                .find(|s| s.0 == p.service_id)
+                .map(|s| s.1.clone())
+                .unwrap_or_else(|| format!("service {}", p.service_id));
+            let kind: &'static str = if p.kind == "acknowledge" {
+                "acknowledge"
+            } else {
+                "resolve"
+            };
+            step.breaches.push((p.service_id, kind, p.minutes));
+            step.timeline.push((
+                "breach",
+                format!(
+                    "Response target missed: {service} expects {} incidents to be {} within {} minutes.",
+                    ctx.severity,
+                    if kind == "acknowledge" { "acknowledged" } else { "resolved" },
+                    p.minutes
+                ),
+            ));
+        }
+        self.store.apply_step(job.id, &self.worker, &step).await?;
+        Ok(())
+    }
+
+    async fn deliver(&self, job: &Job, p: DeliverPayload) -> Result<(), EngineError> {
+        let notification = match self.store.notification(p.notification_id).await {
+            Ok(n) => n,
+            Err(StoreError::NotFound) => {
+                self.store.finish_job(job.id, &self.worker).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if notification.state != "pending" {
+            self.store.finish_job(job.id, &self.worker).await?;
+            return Ok(());
+        }
+        let mut context = None;
+        if let Some(incident_id) = notification.incident_id {
+            context = self.store.escalation_context(incident_id).await?;
+            if notification.purpose == "page"
+                && let Some(ctx) = &context
+                && ctx.status != IncidentStatus::Triggered
+            {
+                let why = format!("not sent: the incident was {} first", ctx.status);
+                self.store
+                    .finish_delivery(
+                        job.id,
+                        &self.worker,
+                        &notification,
+                        &Delivery::Cancelled(why),
+                        None,
+                    )
+                    .await?;
+                self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        let message = self.message(&notification, context.as_ref()).await?;
+        let channel = match notification.channel.as_str() {
+            "webhook" => &self.channels.webhook,
+            "slack" => &self.channels.slack,
+            _ => &self.channels.email,
+        };
+        let who = match notification.user_id {
+            Some(id) => self
+                .store
+                .paged_person(id)
+                .await?
+                .map(|p| p.name)
+                .unwrap_or_else(|| format!("user {id}")),
+            None => notification.address.clone(),
+        };
+        match channel.send(&message).await {
+            Ok(()) => {
+                let entry = (notification.purpose == "page").then(|| {
+                    (
+                        "notification",
+                        format!(
+                            "Paged {who} by {} ({}).",
+                            notification.channel, notification.address
+                        ),
+                    )
+                });
+                self.store
+                    .finish_delivery(job.id, &self.worker, &notification, &Delivery::Sent, entry)
+                    .await?;
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(SendError::Temporary(e)) if notification.attempts + 1 < MAX_ATTEMPTS => {
+                let at = self.store.now() + backoff(notification.attempts);
+                tracing::info!(notification = notification.id, error = %e, retry_at = %at, "delivery failed; will retry");
+                self.store
+                    .retry_delivery(job.id, &self.worker, notification.id, &e, at)
+                    .await?;
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let reason = e.reason().to_owned();
+                tracing::warn!(notification = notification.id, error = %reason, "delivery failed for good");
+                let entry = notification.incident_id.map(|_| {
+                    (
+                        "notification",
+                        format!(
+                            "Could not page {who} by {} ({}): {reason}",
+                            notification.channel, notification.address
+                        ),
+                    )
+                });
+                self.store
+                    .finish_delivery(
+                        job.id,
+                        &self.worker,
+                        &notification,
+                        &Delivery::Failed(reason),
+                        entry,
+                    )
+                    .await?;
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders a notification, with fresh one-time acknowledge and resolve links for pages.
+    async fn message(
+        &self,
+        n: &heliograph_store::paging::Notification,
+        ctx: Option<&EscalationContext>,
+    ) -> Result<Message, EngineError> {
+        let mut links = None;
+        if let (Some(ctx), "page") = (ctx, n.purpose.as_str()) {
+            let expires = self.store.now() + LINK_LIFETIME;
+            let ack = new_token();
+            let resolve = new_token();
+            self.store
+                .create_action_token(
+                    &hash_token(&ack),
+                    ctx.incident_id,
+                    n.user_id,
+                    "acknowledge",
+                    expires,
+                )
+                .await?;
+            self.store
+                .create_action_token(
+                    &hash_token(&resolve),
+                    ctx.incident_id,
+                    n.user_id,
+                    "resolve",
+                    expires,
+                )
+                .await?;
+            links = Some(render::Links {
+                acknowledge: format!("{}/act/{ack}", self.base_url),
+                resolve: format!("{}/act/{resolve}", self.base_url),
+                incident: format!("{}/incidents/{}", self.base_url, ctx.number),
+            });
+        }
+        Ok(render::message(n, ctx, links.as_ref(), &self.base_url))
+    }
+}
+
+/// A person's working hours, if they are readable (otherwise they are paged at once: better
+/// a page out of hours than none).
+fn working_hours(person: &PagedPerson) -> Option<WorkingHours> {
+    WorkingHours::from_stored(
+        &person.work_days,
+        &person.work_start,
+        &person.work_end,
+        person.handoff_lead_minutes,
+    )
+    .ok()
+}

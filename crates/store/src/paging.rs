@@ -1,0 +1,548 @@
+//! What the notification engine reads and writes: where an incident's escalation stands, whom
+//! to page and how, notifications and their delivery state, one-time action links and
+//! response-target breaches. Each engine step is applied in one transaction together with
+//! finishing its job, so a crash either leaves the step undone (and the job to run again) or
+//! done; notifications are keyed by an idempotency key, so a step run twice pages once.
+
+use chrono::{DateTime, Utc};
+use heliograph_domain::{IncidentStatus, Severity, TimeZone};
+use serde::Serialize;
+
+use crate::audit::Audit;
+use crate::incidents::{NewEntry, add_entry, notify};
+use crate::jobs::{NewJob, enqueue, finish};
+use crate::{Result, Store, Tx, read, tx};
+
+/// The actor the engine writes timeline entries as.
+pub fn engine_audit() -> Audit {
+    Audit {
+        actor_user_id: None,
+        actor: "Heliograph".into(),
+        client_addr: None,
+    }
+}
+
+/// Starts (or, on reopen, restarts) an incident's escalation inside the transaction that
+/// declared or reopened it: a new epoch and an `escalate` job for level 1, due now.
+pub(crate) async fn start_escalation(
+    tx: &mut Tx,
+    incident_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let (epoch,): (i64,) = tx!(tx, c => sqlx::query_as(
+        "INSERT INTO incident_escalations (incident_id, epoch, level, repeat_no, updated_at) VALUES ($1, 1, 0, 0, $2)
+         ON CONFLICT (incident_id) DO UPDATE SET epoch = incident_escalations.epoch + 1, level = 0, repeat_no = 0, updated_at = $2
+         RETURNING epoch")
+        .bind(incident_id)
+        .bind(now)
+        .fetch_one(c)
+        .await)?;
+    enqueue(
+        tx,
+        &NewJob {
+            kind: "escalate",
+            payload: serde_json::json!({"incident_id": incident_id, "epoch": epoch, "level": 0, "repeat": 0}),
+            run_at: now,
+            dedup_key: Some(format!("escalate:{incident_id}:{epoch}:0:0")),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Everything an escalation step needs to know about its incident.
+#[derive(Debug, Clone)]
+pub struct EscalationContext {
+    pub incident_id: i64,
+    pub number: i64,
+    pub title: String,
+    pub severity: Severity,
+    pub status: IncidentStatus,
+    pub triggered_at: DateTime<Utc>,
+    pub epoch: i64,
+    /// The policy of the incident's first service that has one.
+    pub policy: Option<PolicyRow>,
+    /// The incident's services: (id, name, response targets JSON).
+    pub services: Vec<(i64, String, String)>,
+}
+
+/// A policy as the engine reads it (levels as stored JSON).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PolicyRow {
+    pub id: i64,
+    pub name: String,
+    pub repeat: i64,
+    pub levels: String,
+    pub low_severity_any_time: bool,
+}
+
+/// A person the engine may page, with their zone and working hours as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PagedPerson {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub time_zone: TimeZone,
+    pub disabled: bool,
+    pub work_days: String,
+    pub work_start: String,
+    pub work_end: String,
+    pub handoff_lead_minutes: i64,
+}
+
+/// One way to reach a person, and after how many minutes of no acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageContact {
+    /// `None` for the account email used when a person set up nothing else.
+    pub contact_method_id: Option<i64>,
+    pub rule_id: Option<i64>,
+    pub channel: String,
+    pub address: String,
+    pub delay_minutes: i64,
+}
+
+/// A notification to record (and deliver at `due_at`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NewNotification {
+    pub idempotency_key: String,
+    pub incident_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub contact_method_id: Option<i64>,
+    pub purpose: &'static str,
+    pub channel: String,
+    pub address: String,
+    pub subject: String,
+    pub level: Option<i64>,
+    pub repeat_no: Option<i64>,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A recorded notification with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Notification {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub incident_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub contact_method_id: Option<i64>,
+    pub purpose: String,
+    pub channel: String,
+    pub address: String,
+    pub subject: String,
+    pub level: Option<i64>,
+    pub repeat_no: Option<i64>,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! notification_columns {
+    () => {
+        "id, idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, attempts, last_error, created_at, due_at, sent_at"
+    };
+}
+
+/// The outcome of one escalation step, applied atomically with finishing its job.
+#[derive(Debug, Clone, Default)]
+pub struct Step<'a> {
+    pub incident_id: i64,
+    pub notifications: Vec<NewNotification>,
+    pub jobs: Vec<NewJob<'a>>,
+    /// Timeline entries (kind, text) written as Heliograph.
+    pub timeline: Vec<(&'static str, String)>,
+    /// Where the escalation now stands, if it moved.
+    pub position: Option<(i64, i64)>,
+    /// Response-target breaches to record: (service id, kind, target minutes).
+    pub breaches: Vec<(i64, &'static str, i64)>,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Sent,
+    Failed(String),
+    Cancelled(String),
+}
+
+impl Store {
+    /// The escalation context of an incident, or `None` when it no longer exists.
+    pub async fn escalation_context(&self, incident_id: i64) -> Result<Option<EscalationContext>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            number: i64,
+            title: String,
+            #[sqlx(try_from = "String")]
+            severity: Severity,
+            #[sqlx(try_from = "String")]
+            status: IncidentStatus,
+            triggered_at: DateTime<Utc>,
+            epoch: Option<i64>,
+        }
+        let row: Option<Row> = read!(self.db(), c => sqlx::query_as(
+            "SELECT i.number, i.title, i.severity, i.status, i.triggered_at, e.epoch
+             FROM incidents i LEFT JOIN incident_escalations e ON e.incident_id = i.id WHERE i.id = $1")
+            .bind(incident_id)
+            .fetch_optional(c)
+            .await)?;
+        let Some(row) = row else { return Ok(None) };
+        let services: Vec<(i64, String, String, Option<i64>)> = read!(self.db(), c => sqlx::query_as(
+            "SELECT s.id, s.name, s.response_targets, s.escalation_policy_id
+             FROM incident_services x JOIN services s ON s.id = x.service_id WHERE x.incident_id = $1 ORDER BY s.id")
+            .bind(incident_id)
+            .fetch_all(c)
+            .await)?;
+        let policy_id = services.iter().find_map(|s| s.3);
+        let policy = match policy_id {
+            None => None,
+            Some(pid) => read!(self.db(), c => sqlx::query_as(
+                "SELECT id, name, repeat, levels, low_severity_any_time FROM escalation_policies WHERE id = $1")
+                .bind(pid)
+                .fetch_optional(c)
+                .await)?,
+        };
+        Ok(Some(EscalationContext {
+            incident_id,
+            number: row.number,
+            title: row.title,
+            severity: row.severity,
+            status: row.status,
+            triggered_at: row.triggered_at,
+            epoch: row.epoch.unwrap_or(0),
+            policy,
+            services: services.into_iter().map(|s| (s.0, s.1, s.2)).collect(),
+        }))
+    }
+
+    /// A person as the engine needs them.
+    pub async fn paged_person(&self, user_id: i64) -> Result<Option<PagedPerson>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT id, name, email, time_zone, disabled, work_days, work_start, work_end, handoff_lead_minutes FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// How to reach a person: their notification rules in order of delay, or, when they set
+    /// none, their account email at once.
+    pub async fn page_contacts(&self, person: &PagedPerson) -> Result<Vec<PageContact>> {
+        let rows: Vec<(i64, i64, String, String, i64)> = read!(self.db(), c => sqlx::query_as(
+            "SELECT r.id, m.id, m.kind, m.address, r.delay_minutes
+             FROM notification_rules r JOIN contact_methods m ON m.id = r.contact_method_id
+             WHERE r.user_id = $1 ORDER BY r.delay_minutes, r.id")
+            .bind(person.id)
+            .fetch_all(c)
+            .await)?;
+        if rows.is_empty() {
+            return Ok(vec![PageContact {
+                contact_method_id: None,
+                rule_id: None,
+                channel: "email".into(),
+                address: person.email.clone(),
+                delay_minutes: 0,
+            }]);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(rule, method, kind, address, delay)| PageContact {
+                contact_method_id: Some(method),
+                rule_id: Some(rule),
+                channel: kind,
+                address,
+                delay_minutes: delay,
+            })
+            .collect())
+    }
+
+    /// Applies an escalation step and finishes its job, in one transaction. Returns false
+    /// (and changes nothing) when the job's lease was lost to another worker.
+    pub async fn apply_step(&self, job_id: i64, worker: &str, step: &Step<'_>) -> Result<bool> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        if !finish(&mut tx, job_id, worker, now).await? {
+            return Ok(false);
+        }
+        for n in &step.notifications {
+            let id: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
+                "INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
+                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id")
+                .bind(&n.idempotency_key)
+                .bind(n.incident_id)
+                .bind(n.user_id)
+                .bind(n.contact_method_id)
+                .bind(n.purpose)
+                .bind(&n.channel)
+                .bind(&n.address)
+                .bind(&n.subject)
+                .bind(n.level)
+                .bind(n.repeat_no)
+                .bind(now)
+                .bind(n.due_at)
+                .fetch_optional(c)
+                .await)?;
+            if let Some((id,)) = id {
+                enqueue(
+                    &mut tx,
+                    &NewJob {
+                        kind: "deliver",
+                        payload: serde_json::json!({"notification_id": id}),
+                        run_at: n.due_at,
+                        dedup_key: Some(format!("deliver:{id}")),
+                    },
+                    now,
+                )
+                .await?;
+            }
+        }
+        for job in &step.jobs {
+            enqueue(&mut tx, job, now).await?;
+        }
+        for (service_id, kind, minutes) in &step.breaches {
+            tx!(&mut tx, c => sqlx::query(
+                "INSERT INTO response_breaches (incident_id, service_id, kind, target_minutes, breached_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (incident_id, service_id, kind) DO NOTHING")
+                .bind(step.incident_id)
+                .bind(service_id)
+                .bind(kind)
+                .bind(minutes)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        if let Some((level, repeat)) = step.position {
+            tx!(&mut tx, c => sqlx::query(
+                "UPDATE incident_escalations SET level = $2, repeat_no = $3, updated_at = $4 WHERE incident_id = $1")
+                .bind(step.incident_id)
+                .bind(level)
+                .bind(repeat)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        if !step.timeline.is_empty() {
+            let audit = engine_audit();
+            for (kind, body) in &step.timeline {
+                let entry = NewEntry {
+                    kind,
+                    body: body.clone(),
+                    body_html: "",
+                    phase: None,
+                };
+                add_entry(&mut tx, step.incident_id, now, &audit, &entry).await?;
+            }
+            let number: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
+                .bind(step.incident_id)
+                .fetch_optional(c)
+                .await)?;
+            if let Some((number,)) = number {
+                notify(&mut tx, number).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The notification with this id.
+    pub async fn notification(&self, id: i64) -> Result<Notification> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", notification_columns!(), " FROM notifications WHERE id = $1"))
+            .bind(id)
+            .fetch_one(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// An incident's notifications, oldest first.
+    pub async fn incident_notifications(&self, incident_id: i64) -> Result<Vec<Notification>> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", notification_columns!(), " FROM notifications WHERE incident_id = $1 ORDER BY id"))
+            .bind(incident_id)
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// Records how a delivery ended and finishes its job, with an optional timeline entry,
+    /// in one transaction. Returns false when the lease was lost.
+    pub async fn finish_delivery(
+        &self,
+        job_id: i64,
+        worker: &str,
+        notification: &Notification,
+        outcome: &Delivery,
+        timeline: Option<(&'static str, String)>,
+    ) -> Result<bool> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        if !finish(&mut tx, job_id, worker, now).await? {
+            return Ok(false);
+        }
+        let (state, error, sent_at) = match outcome {
+            Delivery::Sent => ("sent", None, Some(now)),
+            Delivery::Failed(e) => ("failed", Some(e.as_str()), None),
+            Delivery::Cancelled(why) => ("cancelled", Some(why.as_str()), None),
+        };
+        let attempts_add: i64 = if matches!(outcome, Delivery::Cancelled(_)) {
+            0
+        } else {
+            1
+        };
+        tx!(&mut tx, c => sqlx::query(
+            "UPDATE notifications SET state = $2, last_error = COALESCE($3, last_error), sent_at = $4, attempts = attempts + $5
+             WHERE id = $1 AND state = 'pending'")
+            .bind(notification.id)
+            .bind(state)
+            .bind(error)
+            .bind(sent_at)
+            .bind(attempts_add)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if matches!(outcome, Delivery::Sent)
+            && notification.purpose == "test"
+            && let Some(method) = notification.contact_method_id
+        {
+            tx!(&mut tx, c => sqlx::query("UPDATE contact_methods SET verified_at = COALESCE(verified_at, $2) WHERE id = $1")
+                .bind(method)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        if let (Some((kind, body)), Some(incident_id)) = (timeline, notification.incident_id) {
+            let entry = NewEntry {
+                kind,
+                body,
+                body_html: "",
+                phase: None,
+            };
+            add_entry(&mut tx, incident_id, now, &engine_audit(), &entry).await?;
+            let number: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
+                .bind(incident_id)
+                .fetch_optional(c)
+                .await)?;
+            if let Some((number,)) = number {
+                notify(&mut tx, number).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a failed attempt and puts the delivery job back for `run_at`.
+    pub async fn retry_delivery(
+        &self,
+        job_id: i64,
+        worker: &str,
+        notification_id: i64,
+        error: &str,
+        run_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query(
+            "UPDATE notifications SET attempts = attempts + 1, last_error = $2 WHERE id = $1 AND state = 'pending'")
+            .bind(notification_id)
+            .bind(error)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        tx!(&mut tx, c => sqlx::query(
+            "UPDATE jobs SET run_at = $3, locked_by = NULL, locked_until = NULL, last_error = $4
+             WHERE id = $1 AND locked_by = $2 AND finished_at IS NULL")
+            .bind(job_id)
+            .bind(worker)
+            .bind(run_at)
+            .bind(error)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a one-time action link's hash.
+    pub async fn create_action_token(
+        &self,
+        token_hash: &str,
+        incident_id: i64,
+        user_id: Option<i64>,
+        action: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO action_tokens (token_hash, incident_id, user_id, action, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(token_hash)
+            .bind(incident_id)
+            .bind(user_id)
+            .bind(action)
+            .bind(expires_at)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The link behind a token hash: (incident number, user, action, used, expired).
+    pub async fn action_token(&self, token_hash: &str) -> Result<Option<ActionLink>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT i.number, t.user_id, t.action, t.used_at, t.expires_at
+             FROM action_tokens t JOIN incidents i ON i.id = t.incident_id WHERE t.token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// Uses a link once: `Ok(Some(link))` for the first use before it expires, `Ok(None)`
+    /// when it was used already, expired or never existed.
+    pub async fn use_action_token(&self, token_hash: &str) -> Result<Option<ActionLink>> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let n = tx!(&mut tx, c => sqlx::query(
+            "UPDATE action_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2")
+            .bind(token_hash)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.action_token(token_hash).await
+    }
+
+    /// Response-target breaches of an incident: (service name, kind, target minutes, when).
+    pub async fn incident_breaches(
+        &self,
+        incident_id: i64,
+    ) -> Result<Vec<(String, String, i64, DateTime<Utc>)>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT s.name, b.kind, b.target_minutes, b.breached_at FROM response_breaches b JOIN services s ON s.id = b.service_id
+             WHERE b.incident_id = $1 ORDER BY b.breached_at")
+            .bind(incident_id)
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+}
+
+/// A one-time action link as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActionLink {
+    pub number: i64,
+    pub user_id: Option<i64>,
+    pub action: String,
+    pub used_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
