@@ -214,6 +214,27 @@ async fn a_page_arrives_by_email_and_its_link_acknowledges_once() {
             anonymous.get(&fake).send().await.unwrap().status(),
             StatusCode::NOT_FOUND
         );
+        // /metrics has the queue and the delivery outcomes.
+        let metrics = reqwest::get(app.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("heliograph_job_queue_depth{state=\"due\"}"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(
+                "heliograph_notification_deliveries_total{outcome=\"sent\",channel=\"email\"} 1"
+            ),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("heliograph_engine_job_latency_seconds_count"),
+            "{metrics}"
+        );
         // The incident page lists the notification as sent.
         let browser = app.browser();
         app.sign_in(&browser, "max@example.com", "max's long password")

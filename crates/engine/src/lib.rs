@@ -20,7 +20,6 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -30,6 +29,10 @@ use heliograph_scheduler::Schedule;
 use heliograph_store::jobs::{Job, NewJob};
 use heliograph_store::paging::{Delivery, EscalationContext, NewNotification, PagedPerson, Step};
 use heliograph_store::{Store, StoreError};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use rand::Rng;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -52,15 +55,51 @@ pub struct Channels {
     pub slack: Arc<dyn Channel>,
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
+/// The engine's metrics, registered by the web application into its `/metrics` registry.
+#[derive(Clone, Debug)]
 pub struct Stats {
-    pub jobs_run: AtomicU64,
-    pub job_latency_ms_total: AtomicU64,
-    pub delivered: AtomicU64,
-    pub retried: AtomicU64,
-    pub failed: AtomicU64,
-    pub cancelled: AtomicU64,
+    /// Jobs run, by kind.
+    pub jobs: Family<KindLabel, Counter>,
+    /// Seconds from a job's due time to its start.
+    pub job_latency: Histogram,
+    /// Delivery outcomes: sent, retried, failed, cancelled.
+    pub deliveries: Family<OutcomeLabel, Counter>,
+}
+
+/// A job kind label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// A delivery outcome label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+    pub channel: String,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            jobs: Family::default(),
+            job_latency: Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0,
+            ]),
+            deliveries: Family::default(),
+        }
+    }
+}
+
+impl Stats {
+    fn delivery(&self, outcome: &'static str, channel: &str) {
+        self.deliveries
+            .get_or_create(&OutcomeLabel {
+                outcome,
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
 }
 
 /// The engine: one per process; several processes may share a PostgreSQL database.
@@ -71,7 +110,7 @@ pub struct Engine {
     base_url: String,
     worker: String,
     wake: Arc<Notify>,
-    stats: Arc<Stats>,
+    stats: Stats,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,7 +197,7 @@ impl Engine {
             base_url: base_url.trim_end_matches('/').to_owned(),
             worker,
             wake: Arc::new(Notify::new()),
-            stats: Arc::new(Stats::default()),
+            stats: Stats::default(),
         }
     }
 
@@ -169,7 +208,7 @@ impl Engine {
     }
 
     /// The engine's counters.
-    pub fn stats(&self) -> Arc<Stats> {
+    pub fn stats(&self) -> Stats {
         self.stats.clone()
     }
 
@@ -209,10 +248,13 @@ impl Engine {
             total += jobs.len();
             let runs = jobs.into_iter().map(|job| async move {
                 let latency = (self.store.now() - job.run_at).num_milliseconds().max(0);
+                self.stats.job_latency.observe(latency as f64 / 1000.0);
                 self.stats
-                    .job_latency_ms_total
-                    .fetch_add(latency as u64, Ordering::Relaxed);
-                self.stats.jobs_run.fetch_add(1, Ordering::Relaxed);
+                    .jobs
+                    .get_or_create(&KindLabel {
+                        kind: job.kind.clone(),
+                    })
+                    .inc();
                 if let Err(e) = self.run_job(&job).await {
                     tracing::warn!(job = job.id, kind = %job.kind, error = %e, "job failed; it runs again after its lease");
                 }
@@ -557,7 +599,7 @@ impl Engine {
                         None,
                     )
                     .await?;
-                self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                self.stats.delivery("cancelled", &notification.channel);
                 return Ok(());
             }
         }
@@ -590,7 +632,7 @@ impl Engine {
                 self.store
                     .finish_delivery(job.id, &self.worker, &notification, &Delivery::Sent, entry)
                     .await?;
-                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                self.stats.delivery("sent", &notification.channel);
             }
             Err(SendError::Temporary(e)) if notification.attempts + 1 < MAX_ATTEMPTS => {
                 let at = self.store.now() + backoff(notification.attempts);
@@ -598,7 +640,7 @@ impl Engine {
                 self.store
                     .retry_delivery(job.id, &self.worker, notification.id, &e, at)
                     .await?;
-                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                self.stats.delivery("retried", &notification.channel);
             }
             Err(e) => {
                 let reason = e.reason().to_owned();
@@ -621,7 +663,7 @@ impl Engine {
                         entry,
                     )
                     .await?;
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.stats.delivery("failed", &notification.channel);
             }
         }
         Ok(())

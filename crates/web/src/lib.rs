@@ -77,7 +77,7 @@ pub struct Inner {
     /// Wakes the engine when work was just enqueued (a declared or reopened incident).
     pub engine_wake: Arc<tokio::sync::Notify>,
     /// The engine's counters, for `/metrics`.
-    pub engine_stats: Arc<heliograph_engine::Stats>,
+    pub engine_stats: heliograph_engine::Stats,
 }
 
 impl Inner {
@@ -174,7 +174,7 @@ impl Application {
             engine_wake: engine.waker(),
             engine_stats: engine.stats(),
             secure_cookies: base_url.scheme() == "https",
-            metrics: metrics::Metrics::new(),
+            metrics: metrics::Metrics::new(&engine.stats()),
             events: events::Events::start(&store, shutdown_rx),
             store: store.clone(),
             base_url: base_url.clone(),

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -26,13 +27,41 @@ struct RequestLabels {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    queue: Family<QueueLabel, Gauge>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
 }
 
+/// Unfinished jobs by state (due now, scheduled later), read from the database at scrape.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabel {
+    state: &'static str,
+}
+
 impl Metrics {
-    pub fn new() -> Self {
+    pub fn new(engine: &heliograph_engine::Stats) -> Self {
         let mut registry = Registry::with_prefix("heliograph");
+        let queue = Family::<QueueLabel, Gauge>::default();
+        registry.register(
+            "job_queue_depth",
+            "Unfinished jobs in the database queue: due now, or scheduled for later",
+            queue.clone(),
+        );
+        registry.register(
+            "engine_jobs",
+            "Jobs the engine ran, by kind",
+            engine.jobs.clone(),
+        );
+        registry.register(
+            "engine_job_latency_seconds",
+            "Time from a job's due time to the engine starting it",
+            engine.job_latency.clone(),
+        );
+        registry.register(
+            "notification_deliveries",
+            "Delivery attempts by outcome (sent, retried, failed, cancelled) and channel",
+            engine.deliveries.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([
@@ -51,6 +80,7 @@ impl Metrics {
         );
         Metrics {
             registry: Arc::new(registry),
+            queue,
             requests,
             latency,
         }
@@ -92,6 +122,18 @@ pub async fn record(State(state): State<AppState>, request: Request, next: Next)
 
 /// `GET /metrics`: the Prometheus text format.
 pub async fn endpoint(State(state): State<AppState>) -> Response {
+    if let Ok(depth) = state.store.queue_depth().await {
+        state
+            .metrics
+            .queue
+            .get_or_create(&QueueLabel { state: "due" })
+            .set(depth.due);
+        state
+            .metrics
+            .queue
+            .get_or_create(&QueueLabel { state: "scheduled" })
+            .set(depth.scheduled);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
