@@ -8,8 +8,10 @@ mod clock;
 mod incident;
 mod role;
 mod values;
+pub mod working_hours;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use incident::{IncidentRole, IncidentStatus, Phase, ServiceKind, Severity, WorkloadClass};
 pub use role::Role;
 pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, TokenName, UserEmail};
+pub use working_hours::{TimeOfDay, WorkingHours};
