@@ -44,6 +44,8 @@ mod render;
 pub const LEASE: TimeDelta = TimeDelta::seconds(120);
 /// Delivery attempts before a notification is marked failed.
 pub const MAX_ATTEMPTS: i64 = 8;
+/// How often the handoff scan runs (and how far ahead of a lead time it looks).
+pub const HANDOFF_SCAN_PERIOD: TimeDelta = TimeDelta::minutes(5);
 /// How long acknowledge/resolve links in emails work.
 pub const LINK_LIFETIME: TimeDelta = TimeDelta::hours(24);
 
@@ -239,6 +241,7 @@ impl Engine {
     /// Runs every job due now (in batches, deliveries of a batch concurrently) until none is
     /// left. Returns how many jobs ran. Tests call this with a fixed clock.
     pub async fn run_due(&self) -> Result<usize, EngineError> {
+        self.schedule_handoff_scan().await?;
         let mut total = 0;
         loop {
             let jobs = self.store.claim_jobs(&self.worker, LEASE, 64).await?;
@@ -273,6 +276,7 @@ impl Engine {
                 Ok(p) => self.deliver(job, p).await,
                 Err(e) => self.bad_payload(job, e).await,
             },
+            "handoff_scan" => self.handoff_scan(job).await,
             "target_check" => match serde_json::from_str::<TargetPayload>(&job.payload) {
                 Ok(p) => self.target_check(job, p).await,
                 Err(e) => self.bad_payload(job, e).await,
@@ -492,6 +496,152 @@ impl Engine {
         self.store.apply_step(job.id, &self.worker, &step).await?;
         if !step.notifications.is_empty() {
             self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Makes sure one handoff scan runs per period (the dedup key names the period, so every
+    /// replica enqueueing it adds one job).
+    async fn schedule_handoff_scan(&self) -> Result<(), EngineError> {
+        let now = self.store.now();
+        let period = HANDOFF_SCAN_PERIOD.num_seconds();
+        let bucket = now.timestamp().div_euclid(period) * period;
+        let at = DateTime::<Utc>::from_timestamp(bucket, 0).unwrap_or(now);
+        self.store
+            .enqueue_job(&NewJob {
+                kind: "handoff_scan",
+                payload: serde_json::json!({}),
+                run_at: at,
+                dedup_key: Some(format!("handoff_scan:{bucket}")),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Handoff notices: people an override moved on or off call hear of it; people whose
+    /// shift starts within their lead time hear of it before it starts. Keyed so each is
+    /// sent once however often the scan runs.
+    async fn handoff_scan(&self, job: &Job) -> Result<(), EngineError> {
+        let now = self.store.now();
+        let mut step = Step::default();
+        let mut names = std::collections::HashMap::new();
+        for notice in self.store.unsent_schedule_notices(500).await? {
+            let Some(person) = self.store.paged_person(notice.user_id).await? else {
+                step.notices_sent.push(notice.id);
+                continue;
+            };
+            let schedule = match names.get(&notice.schedule_id) {
+                Some(n) => n,
+                None => {
+                    let name = self
+                        .store
+                        .schedule(notice.schedule_id)
+                        .await
+                        .map(|s| s.name)
+                        .unwrap_or_else(|_| format!("schedule {}", notice.schedule_id));
+                    names.entry(notice.schedule_id).or_insert(name)
+                }
+            };
+            let tz = person.time_zone.tz();
+            let subject = format!(
+                "[Heliograph] You are {} for {schedule} from {} to {}",
+                if notice.kind == "on_call" {
+                    "now on call"
+                } else {
+                    "no longer on call"
+                },
+                notice
+                    .start_at
+                    .with_timezone(&tz)
+                    .format("%a %-d %b %H:%M %Z"),
+                notice
+                    .end_at
+                    .with_timezone(&tz)
+                    .format("%a %-d %b %H:%M %Z"),
+            );
+            self.handoff_notifications(
+                &person,
+                &format!("notice:{}", notice.id),
+                subject,
+                now,
+                &mut step,
+            )
+            .await?;
+            step.notices_sent.push(notice.id);
+        }
+        // Shifts starting soon: look as far ahead as the longest lead time allows.
+        let horizon = now + TimeDelta::hours(24) + HANDOFF_SCAN_PERIOD;
+        for stored in self.store.schedules().await? {
+            let overrides = self
+                .store
+                .overrides_between(
+                    stored.id,
+                    now - TimeDelta::days(1),
+                    horizon + TimeDelta::days(1),
+                )
+                .await?;
+            let Ok(schedule) = Schedule::new(
+                stored.layers.clone(),
+                overrides.iter().map(|o| o.to_override()).collect(),
+            ) else {
+                continue;
+            };
+            for handoff in schedule.handoffs(now, horizon) {
+                let Some(user) = handoff.to else { continue };
+                let Some(person) = self.store.paged_person(user).await? else {
+                    continue;
+                };
+                let lead = TimeDelta::minutes(person.handoff_lead_minutes.clamp(0, 1440));
+                if person.disabled || handoff.at - lead > now + HANDOFF_SCAN_PERIOD {
+                    continue;
+                }
+                let tz = person.time_zone.tz();
+                let subject = format!(
+                    "[Heliograph] Your on-call shift for {} starts {}",
+                    stored.name,
+                    handoff.at.with_timezone(&tz).format("%a %-d %b %H:%M %Z")
+                );
+                let key = format!("handoff:{}:{user}:{}", stored.id, handoff.at.timestamp());
+                self.handoff_notifications(
+                    &person,
+                    &key,
+                    subject,
+                    (handoff.at - lead).max(now),
+                    &mut step,
+                )
+                .await?;
+            }
+        }
+        self.store.apply_step(job.id, &self.worker, &step).await?;
+        Ok(())
+    }
+
+    /// One handoff notification per immediate contact method of `person` (their account
+    /// email when they set up nothing else).
+    async fn handoff_notifications(
+        &self,
+        person: &PagedPerson,
+        key: &str,
+        subject: String,
+        due: DateTime<Utc>,
+        step: &mut Step<'_>,
+    ) -> Result<(), EngineError> {
+        let contacts = self.store.page_contacts(person).await?;
+        let first_delay = contacts.iter().map(|c| c.delay_minutes).min().unwrap_or(0);
+        for contact in contacts.iter().filter(|c| c.delay_minutes == first_delay) {
+            step.notifications.push(NewNotification {
+                idempotency_key: format!("{key}:{}", contact.contact_method_id.unwrap_or(0)),
+                incident_id: None,
+                user_id: Some(person.id),
+                contact_method_id: contact.contact_method_id,
+                purpose: "handoff",
+                channel: contact.channel.clone(),
+                address: contact.address.clone(),
+                subject: subject.clone(),
+                level: None,
+                repeat_no: None,
+                due_at: due,
+            });
         }
         Ok(())
     }

@@ -425,3 +425,112 @@ async fn working_hours_in_a_quarter_hour_zone() {
         assert_eq!(step(&w, 0).await.len(), 2);
     }
 }
+
+#[tokio::test]
+async fn handoff_notices_before_a_shift_and_when_an_override_moves_people() {
+    for backend in backends() {
+        let w = world(backend, "2026-11-30T07:00:00Z").await;
+        let ana = w
+            .store
+            .user_by_email(&UserEmail::parse("ana@example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let bo = w
+            .store
+            .user_by_email(&UserEmail::parse("bo@example.com").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let team = w.store.teams_of(ana).await.unwrap()[0].id;
+        // A daily rotation ana → bo handing off at 09:00 UTC; bo is on from Tuesday 09:00.
+        let schedule = w
+            .store
+            .create_schedule(
+                &ScheduleFields {
+                    name: "Daily".into(),
+                    time_zone: TimeZone::UTC,
+                    team_id: team,
+                    layers: vec![Layer {
+                        name: "Day".into(),
+                        rotation: Rotation {
+                            participants: vec![ana, bo],
+                            shift: ShiftLength {
+                                unit: ShiftUnit::Days,
+                                count: 1,
+                            },
+                            handoff: "2026-11-30T09:00:00".parse().unwrap(),
+                            handoff_time_zone: chrono_tz::UTC,
+                        },
+                        restrictions: vec![],
+                    }],
+                },
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        // Monday 07:00: ana starts at 09:00, her lead time is 60 minutes: nothing yet.
+        assert!(step(&w, 0).await.is_empty(), "{backend:?}");
+        // 08:00: ana hears of her shift.
+        let sent = step(&w, 60).await;
+        assert_eq!(sent, ["ana@example.com"]);
+        let subject = w.sent.0.lock().unwrap()[0].subject.clone();
+        assert_eq!(
+            subject,
+            "[Heliograph] Your on-call shift for Daily starts Mon 30 Nov 09:00 GMT"
+        );
+        // Scanning again sends nothing twice.
+        assert_eq!(step(&w, 3).await.len(), 1);
+        // An override puts bo on call for Monday afternoon: bo is told he is on, ana off.
+        let start = at("2026-11-30T13:00:00Z");
+        let end = at("2026-11-30T17:00:00Z");
+        w.store
+            .create_override(
+                schedule.id,
+                bo,
+                start,
+                end,
+                &[
+                    heliograph_store::schedules::NewNotice {
+                        user_id: bo,
+                        on_call: true,
+                        start,
+                        end,
+                        reason: "test".into(),
+                    },
+                    heliograph_store::schedules::NewNotice {
+                        user_id: ana,
+                        on_call: false,
+                        start,
+                        end,
+                        reason: "test".into(),
+                    },
+                ],
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        let sent = step(&w, 0).await;
+        assert_eq!(sent.len(), 3);
+        let subjects: Vec<String> = w
+            .sent
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.subject.clone())
+            .collect();
+        // Each in their own zone: bo is in New York.
+        assert!(subjects.iter().any(|s| s == "[Heliograph] You are now on call for Daily from Mon 30 Nov 08:00 EST to Mon 30 Nov 12:00 EST"), "{subjects:?}");
+        assert!(subjects.iter().any(|s| s == "[Heliograph] You are no longer on call for Daily from Mon 30 Nov 13:00 GMT to Mon 30 Nov 17:00 GMT"), "{subjects:?}");
+        assert!(
+            w.store
+                .unsent_schedule_notices(10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

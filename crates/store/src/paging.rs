@@ -159,6 +159,8 @@ pub struct Step<'a> {
     pub position: Option<(i64, i64)>,
     /// Response-target breaches to record: (service id, kind, target minutes).
     pub breaches: Vec<(i64, &'static str, i64)>,
+    /// Schedule notices now handed to notifications (marked sent).
+    pub notices_sent: Vec<i64>,
 }
 
 /// How a delivery ended.
@@ -316,6 +318,14 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected()))?;
         }
+        for id in &step.notices_sent {
+            tx!(&mut tx, c => sqlx::query("UPDATE schedule_notices SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
         if let Some((level, repeat)) = step.position {
             tx!(&mut tx, c => sqlx::query(
                 "UPDATE incident_escalations SET level = $2, repeat_no = $3, updated_at = $4 WHERE incident_id = $1")
@@ -348,6 +358,20 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Notices of override changes not yet handed to notifications, oldest first.
+    pub async fn unsent_schedule_notices(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<crate::schedules::Notice>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT id, schedule_id, user_id, kind, start_at, end_at, reason, created_at, sent_at
+             FROM schedule_notices WHERE sent_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
     }
 
     /// The notification with this id.

@@ -201,6 +201,21 @@ async fn insert_notices(
     notices: &[NewNotice],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if !notices.is_empty() {
+        // The engine's handoff scan tells these people; run it now rather than at its next
+        // period.
+        crate::jobs::enqueue(
+            tx,
+            &crate::jobs::NewJob {
+                kind: "handoff_scan",
+                payload: serde_json::json!({}),
+                run_at: now,
+                dedup_key: None,
+            },
+            now,
+        )
+        .await?;
+    }
     for n in notices {
         tx!(tx, c => sqlx::query(
             "INSERT INTO schedule_notices (schedule_id, user_id, kind, start_at, end_at, reason, created_at)

@@ -237,26 +237,19 @@ pub fn build(spec: &Spec<'_>) -> Timeline {
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut people = Vec::new();
-    for s in &finals {
-        if let Some(p) = s.participant {
-            if seen.insert(p) {
-                people.push(Person {
-                    class: person_class(Some(p)),
-                    name: (spec.name_of)(p),
-                });
-            }
-        }
-    }
-    for i in 0..spec.layer_names.len() {
-        for s in spec.schedule.layer_shifts(i, from, to) {
-            if let Some(p) = s.participant {
-                if seen.insert(p) {
-                    people.push(Person {
-                        class: person_class(Some(p)),
-                        name: (spec.name_of)(p),
-                    });
-                }
-            }
+    let layer_shifts =
+        (0..spec.layer_names.len()).flat_map(|i| spec.schedule.layer_shifts(i, from, to));
+    for p in finals
+        .iter()
+        .copied()
+        .chain(layer_shifts)
+        .filter_map(|s| s.participant)
+    {
+        if seen.insert(p) {
+            people.push(Person {
+                class: person_class(Some(p)),
+                name: (spec.name_of)(p),
+            });
         }
     }
     people.sort_by(|a, b| a.name.cmp(&b.name));
