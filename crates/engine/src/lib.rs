@@ -299,11 +299,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Who is on call in schedule `id` at `at`.
-    async fn on_call(&self, id: i64, at: DateTime<Utc>) -> Result<Option<i64>, EngineError> {
+    /// Who is on call in schedule `id` at `at`, and the schedule's name.
+    async fn on_call(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(Option<i64>, String), EngineError> {
         let stored = match self.store.schedule(id).await {
             Ok(s) => s,
-            Err(StoreError::NotFound) => return Ok(None),
+            Err(StoreError::NotFound) => return Ok((None, format!("schedule {id} (deleted)"))),
             Err(e) => return Err(e.into()),
         };
         let overrides = self
@@ -315,7 +319,7 @@ impl Engine {
             overrides.iter().map(|o| o.to_override()).collect(),
         )
         .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
-        Ok(schedule.on_call_at(at).participant)
+        Ok((schedule.on_call_at(at).participant, stored.name))
     }
 
     async fn escalate(&self, job: &Job, p: EscalatePayload) -> Result<(), EngineError> {
@@ -402,10 +406,8 @@ impl Engine {
             match target.kind.as_str() {
                 "user" => people.push((target.id, String::new())),
                 "schedule" => match self.on_call(target.id, now).await? {
-                    Some(user) => {
-                        people.push((user, format!(" (on call in schedule {})", target.id)))
-                    }
-                    None => nobody.push(format!("schedule {} has nobody on call", target.id)),
+                    (Some(user), name) => people.push((user, format!(" (on call in {name})"))),
+                    (None, name) => nobody.push(format!("{name} has nobody on call")),
                 },
                 _ => {}
             }

@@ -425,6 +425,9 @@ fn entry_view(e: TimelineEntry, shell: &Shell) -> EntryView {
         "role_assigned" => "Role",
         "responder_added" => "Responder",
         "edited" => "Edited",
+        "escalation" => "Escalation",
+        "notification" => "Notification",
+        "breach" => "Target missed",
         _ => "Event",
     };
     let html = matches!(e.kind.as_str(), "note" | "status_update").then(|| {
