@@ -52,9 +52,8 @@ pub fn message(
     match (ctx, links) {
         (Some(ctx), Some(links)) => {
             text.push_str(&format!(
-                "{} — {}\nSeverity: {} ({})\nServices: {}\nTriggered: {} UTC\n\nAcknowledge: {}\nResolve: {}\nOpen the incident: {}\n\nThe acknowledge and resolve links work once, for 24 hours, without signing in; each opens a page with one button.\n",
+                "{}\nSeverity: {} ({})\nServices: {}\nTriggered: {} UTC\n\nAcknowledge: {}\nResolve: {}\nOpen the incident: {}\n\nThe acknowledge and resolve links work once, for 24 hours, without signing in; each opens a page with one button.\n",
                 n.subject,
-                ctx.title,
                 ctx.severity,
                 ctx.severity.meaning(),
                 if services.is_empty() { "—" } else { &services },

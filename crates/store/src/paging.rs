@@ -546,6 +546,23 @@ impl Store {
         self.action_token(token_hash).await
     }
 
+    /// The latest response-target breaches of a service: (incident number, title, kind,
+    /// target minutes, when).
+    pub async fn service_breaches(
+        &self,
+        service_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, i64, DateTime<Utc>)>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT i.number, i.title, b.kind, b.target_minutes, b.breached_at FROM response_breaches b JOIN incidents i ON i.id = b.incident_id
+             WHERE b.service_id = $1 ORDER BY b.breached_at DESC LIMIT $2")
+            .bind(service_id)
+            .bind(limit)
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+
     /// Response-target breaches of an incident: (service name, kind, target minutes, when).
     pub async fn incident_breaches(
         &self,

@@ -379,6 +379,19 @@ impl Store {
     /// Deletes a schedule with its overrides and feeds.
     pub async fn delete_schedule(&self, id: i64, audit: &Audit) -> Result<()> {
         let before = self.schedule(id).await?;
+        let used: Vec<(String,)> = read!(self.db(), c => sqlx::query_as(
+            "SELECT DISTINCT p.name FROM escalation_policy_targets t JOIN escalation_policies p ON p.id = t.policy_id
+             WHERE t.schedule_id = $1 ORDER BY p.name")
+            .bind(id)
+            .fetch_all(c)
+            .await)?;
+        if !used.is_empty() {
+            let names: Vec<String> = used.into_iter().map(|r| r.0).collect();
+            return Err(StoreError::Conflict(format!(
+                "escalation policy {} pages this schedule; take it out of the policy first",
+                names.join(", ")
+            )));
+        }
         let mut tx = self.db().begin().await?;
         tx!(&mut tx, c => sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(c).await.map(|r| r.rows_affected()))?;
         record(

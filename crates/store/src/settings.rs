@@ -29,4 +29,20 @@ impl Store {
         .await.map(|r| r.rows_affected()))?;
         tx.commit().await
     }
+
+    /// Sets a setting unless it is set already; returns the value that holds afterwards
+    /// (so replicas starting together agree on one value).
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(self.now())
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
+    }
 }

@@ -115,26 +115,10 @@ pub async fn channels(
     config: &Config,
     store: &Store,
 ) -> Result<heliograph_engine::Channels, std::io::Error> {
-    let secret = match store
-        .setting(WEBHOOK_SECRET)
+    let secret = store
+        .setting_or_insert(WEBHOOK_SECRET, &auth::new_secret())
         .await
-        .map_err(std::io::Error::other)?
-    {
-        Some(s) => s,
-        None => {
-            let s = auth::new_secret();
-            store
-                .set_setting(WEBHOOK_SECRET, &s)
-                .await
-                .map_err(std::io::Error::other)?;
-            // Another replica may have written first: use what is stored.
-            store
-                .setting(WEBHOOK_SECRET)
-                .await
-                .map_err(std::io::Error::other)?
-                .unwrap_or(s)
-        }
-    };
+        .map_err(std::io::Error::other)?;
     let email = heliograph_notify::email_channel(
         config.smtp_url.as_ref().map(url::Url::as_str),
         Some(&config.smtp_from),

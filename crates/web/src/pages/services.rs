@@ -351,6 +351,8 @@ struct ServicePage {
     classes: &'static [WorkloadClass],
     action: String,
     submit: &'static str,
+    /// Recent response-target breaches, as sentences.
+    breaches: Vec<(i64, String)>,
 }
 
 async fn service_page(
@@ -372,7 +374,28 @@ async fn service_page(
         .and_then(|id| policies.iter().find(|p| p.id == id))
         .cloned();
     let form = form.unwrap_or_else(|| ServiceForm::from_service(&service));
+    let breaches = state
+        .store
+        .service_breaches(id, 20)
+        .await?
+        .into_iter()
+        .map(|(number, title, kind, minutes, at)| {
+            (
+                number,
+                format!(
+                    "{title}: not {} within {minutes} min (missed {})",
+                    if kind == "acknowledge" {
+                        "acknowledged"
+                    } else {
+                        "resolved"
+                    },
+                    shell.time(&at)
+                ),
+            )
+        })
+        .collect();
     Ok(ServicePage {
+        breaches,
         shell,
         action: format!("/services/{id}"),
         service,
