@@ -411,6 +411,10 @@ impl Store {
         if action == "incident.reopen" {
             crate::paging::start_escalation(&mut tx, after.id, now).await?;
         }
+        if action == "incident.resolve" && after.severity.at_least(Severity::Sev2) {
+            let owner = after.commander_id.or(audit.actor_user_id);
+            crate::postmortems::create_draft(&mut tx, &after, owner, audit, now).await?;
+        }
         record(
             &mut tx,
             audit,

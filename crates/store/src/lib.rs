@@ -29,6 +29,7 @@ pub mod escalation_policies;
 pub mod incidents;
 pub mod jobs;
 pub mod paging;
+pub mod postmortems;
 pub mod schedules;
 pub mod seed;
 pub mod services;
