@@ -129,6 +129,11 @@ struct DeliverPayload {
 }
 
 #[derive(Debug, Deserialize)]
+struct HeartbeatPayload {
+    integration_id: i64,
+}
+
+#[derive(Debug, Deserialize)]
 struct TargetPayload {
     incident_id: i64,
     service_id: i64,
@@ -277,6 +282,10 @@ impl Engine {
                 Err(e) => self.bad_payload(job, e).await,
             },
             "handoff_scan" => self.handoff_scan(job).await,
+            "heartbeat_check" => match serde_json::from_str::<HeartbeatPayload>(&job.payload) {
+                Ok(p) => self.heartbeat_check(job, p).await,
+                Err(e) => self.bad_payload(job, e).await,
+            },
             "target_check" => match serde_json::from_str::<TargetPayload>(&job.payload) {
                 Ok(p) => self.target_check(job, p).await,
                 Err(e) => self.bad_payload(job, e).await,
@@ -645,6 +654,50 @@ impl Engine {
                 due_at: due,
             });
         }
+        Ok(())
+    }
+
+    /// A heartbeat integration that has not checked in within its interval opens an alert
+    /// (and so an incident); the next check-in resolves it.
+    async fn heartbeat_check(&self, job: &Job, p: HeartbeatPayload) -> Result<(), EngineError> {
+        let integration = match self.store.integration(p.integration_id).await {
+            Ok(i) => i,
+            Err(StoreError::NotFound) => {
+                self.store.finish_job(job.id, &self.worker).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let now = self.store.now();
+        let missed = match (
+            integration.heartbeat_interval_seconds,
+            integration.last_check_in_at,
+        ) {
+            (Some(seconds), Some(last)) => last + TimeDelta::seconds(seconds) <= now,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if missed {
+            let since = integration
+                .last_check_in_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "it was created".into());
+            self.store
+                .ingest(
+                    &integration,
+                    &[heliograph_store::alerts::Incoming {
+                        action: "trigger",
+                        dedup_key: heliograph_store::alerts::HEARTBEAT_KEY.into(),
+                        summary: Some(format!("Heartbeat missed: {} has not checked in since {since}", integration.name)),
+                        source: Some("heliograph".into()),
+                        severity: Some("error"),
+                        payload: serde_json::json!({"heartbeat_missed": true, "last_check_in_at": integration.last_check_in_at}).to_string(),
+                    }],
+                )
+                .await?;
+            self.wake.notify_one();
+        }
+        self.store.finish_job(job.id, &self.worker).await?;
         Ok(())
     }
 

@@ -232,66 +232,77 @@ fn like_escape(word: &str) -> String {
     out
 }
 
+/// Declares an incident inside an open transaction (the caller commits): the numbered row,
+/// its services, the first timeline entry, the audit entry and the start of its escalation.
+pub(crate) async fn declare_in(
+    tx: &mut Tx,
+    new: &NewIncident,
+    audit: &Audit,
+    now: DateTime<Utc>,
+) -> Result<Incident> {
+    let (number,): (i64,) = tx!(tx, c => sqlx::query_as(
+        "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
+    )
+    .fetch_one(c)
+    .await)?;
+    let incident: Incident = tx!(tx, c => sqlx::query_as(concat!(
+        "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
+         VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $7, $8) RETURNING ", incident_columns!()))
+        .bind(number)
+        .bind(&new.title)
+        .bind(&new.description)
+        .bind(new.severity.as_str())
+        .bind(new.commander_id)
+        .bind(audit.actor_user_id)
+        .bind(now)
+        .bind(&new.description_html)
+        .fetch_one(c)
+        .await)?;
+    let mut service_ids = new.service_ids.clone();
+    service_ids.sort_unstable();
+    service_ids.dedup();
+    for service_id in &service_ids {
+        tx!(tx, c => sqlx::query("INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)")
+            .bind(incident.id)
+            .bind(service_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("service {service_id} does not exist")),
+            other => other,
+        })?;
+    }
+    let declared = NewEntry {
+        kind: "declared",
+        body: format!("Declared {} — {}", new.severity, new.title),
+        body_html: "",
+        phase: None,
+    };
+    add_entry(tx, incident.id, now, audit, &declared).await?;
+    crate::paging::start_escalation(tx, incident.id, now).await?;
+    record(
+        tx,
+        audit,
+        now,
+        Change::new(
+            "incident.declare",
+            "incident",
+            number,
+            format!("declared #{number} {} {}", new.severity, new.title),
+        )
+        .after(&incident),
+    )
+    .await?;
+    notify(tx, number).await?;
+    Ok(incident)
+}
+
 impl Store {
     /// Declares an incident: the next number, status triggered, a `declared` timeline entry.
     pub async fn declare_incident(&self, new: &NewIncident, audit: &Audit) -> Result<Incident> {
-        let now = self.now();
         let mut tx = self.db().begin().await?;
-        let (number,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
-            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
-        )
-        .fetch_one(c)
-        .await)?;
-        let incident: Incident = tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
-             VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $7, $8) RETURNING ", incident_columns!()))
-            .bind(number)
-            .bind(&new.title)
-            .bind(&new.description)
-            .bind(new.severity.as_str())
-            .bind(new.commander_id)
-            .bind(audit.actor_user_id)
-            .bind(now)
-            .bind(&new.description_html)
-            .fetch_one(c)
-            .await)?;
-        let mut service_ids = new.service_ids.clone();
-        service_ids.sort_unstable();
-        service_ids.dedup();
-        for service_id in &service_ids {
-            tx!(&mut tx, c => sqlx::query("INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)")
-                .bind(incident.id)
-                .bind(service_id)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))
-            .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("service {service_id} does not exist")),
-                other => other,
-            })?;
-        }
-        let declared = NewEntry {
-            kind: "declared",
-            body: format!("Declared {} — {}", new.severity, new.title),
-            body_html: "",
-            phase: None,
-        };
-        add_entry(&mut tx, incident.id, now, audit, &declared).await?;
-        crate::paging::start_escalation(&mut tx, incident.id, now).await?;
-        record(
-            &mut tx,
-            audit,
-            now,
-            Change::new(
-                "incident.declare",
-                "incident",
-                number,
-                format!("declared #{number} {} {}", new.severity, new.title),
-            )
-            .after(&incident),
-        )
-        .await?;
-        notify(&mut tx, number).await?;
+        let incident = declare_in(&mut tx, new, audit, self.now()).await?;
         tx.commit().await?;
         Ok(incident)
     }

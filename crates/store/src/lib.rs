@@ -23,6 +23,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub mod alerts;
 pub mod audit;
 pub mod contacts;
 pub mod escalation_policies;

@@ -19,6 +19,7 @@ mod csrf;
 mod error;
 pub mod events;
 mod flash;
+pub mod ingest;
 pub mod markdown;
 mod metrics;
 mod middleware;
@@ -78,6 +79,8 @@ pub struct Inner {
     pub engine_wake: Arc<tokio::sync::Notify>,
     /// The engine's counters, for `/metrics`.
     pub engine_stats: heliograph_engine::Stats,
+    /// Per-integration rate limits of alert ingestion.
+    pub ingest_limiter: ingest::Limiter,
 }
 
 impl Inner {
@@ -157,6 +160,7 @@ impl Application {
         let state = AppState(Arc::new(Inner {
             engine_wake: engine.waker(),
             engine_stats: engine.stats(),
+            ingest_limiter: ingest::Limiter::default(),
             secure_cookies: base_url.scheme() == "https",
             metrics: metrics::Metrics::new(&engine.stats()),
             events: events::Events::start(&store, shutdown_rx),

@@ -1,0 +1,617 @@
+//! Integrations (how monitoring reaches a service) and alerts (what it says). An event is
+//! stored, and its effect on alerts and incidents applied, in one transaction before the
+//! sender gets its answer, so an accepted event is never lost and never half-applied.
+//!
+//! Alerts are keyed by (integration, dedup key), with at most one open alert per key (a
+//! partial unique index): a trigger on an open key updates it; after resolution the same key
+//! opens a new alert. A new alert opens an incident on its service, or joins the service's
+//! open incident for the same dedup key, or (with a grouping window) its latest open incident.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use heliograph_domain::Severity;
+use serde::Serialize;
+
+use crate::audit::{Audit, Change, record};
+use crate::incidents::{NewEntry, NewIncident, add_entry, declare_in, notify};
+use crate::{Page, Result, Store, Tx, read, tx};
+
+/// A way in for monitoring: its key is shown once and stored hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Integration {
+    pub id: i64,
+    pub service_id: i64,
+    /// `events_v2`, `alertmanager`, `generic` or `heartbeat`.
+    pub kind: String,
+    pub name: String,
+    pub key_prefix: String,
+    pub heartbeat_interval_seconds: Option<i64>,
+    pub last_check_in_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub rotated_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! integration_columns {
+    () => {
+        "id, service_id, kind, name, key_prefix, heartbeat_interval_seconds, last_check_in_at, created_at, rotated_at"
+    };
+}
+
+macro_rules! alert_columns {
+    () => {
+        "a.id, a.integration_id, a.service_id, a.dedup_key, a.status, a.summary, a.source, a.severity, a.incident_id, \
+         i.number AS incident_number, a.count, a.first_seen_at, a.last_seen_at, a.resolved_at"
+    };
+}
+
+/// An alert as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Alert {
+    pub id: i64,
+    pub integration_id: i64,
+    pub service_id: i64,
+    pub dedup_key: String,
+    pub status: String,
+    pub summary: String,
+    pub source: Option<String>,
+    pub severity: String,
+    #[serde(skip)]
+    pub incident_id: Option<i64>,
+    pub incident_number: Option<i64>,
+    pub count: i64,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// One event received for an alert, with its raw payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AlertEventRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub payload: String,
+}
+
+/// An event to apply, already parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// `trigger`, `acknowledge` or `resolve`.
+    pub action: &'static str,
+    pub dedup_key: String,
+    /// Required for a trigger.
+    pub summary: Option<String>,
+    pub source: Option<String>,
+    /// `critical`, `error`, `warning` or `info`; required for a trigger.
+    pub severity: Option<&'static str>,
+    /// The event as received (stored with the alert and its event).
+    pub payload: String,
+}
+
+/// What one event did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub dedup_key: String,
+    pub alert_id: Option<i64>,
+    pub incident_number: Option<i64>,
+    /// `opened`, `updated`, `acknowledged`, `resolved` or `ignored` (no open alert).
+    pub effect: &'static str,
+}
+
+/// The dedup key of a heartbeat integration's missed-check-in alert.
+pub const HEARTBEAT_KEY: &str = "heartbeat";
+
+/// Filters of the alert list.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub status: Option<String>,
+    pub service_id: Option<i64>,
+    pub integration_id: Option<i64>,
+}
+
+/// The default incident severity of an alert severity (critical→SEV1 … info→SEV4), unless
+/// the service's map says otherwise.
+pub fn incident_severity(alert: &str, service_map: &str) -> Severity {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(service_map).unwrap_or_default();
+    if let Some(s) = map.get(alert).and_then(|s| s.parse::<Severity>().ok()) {
+        return s;
+    }
+    match alert {
+        "critical" => Severity::Sev1,
+        "error" => Severity::Sev2,
+        "warning" => Severity::Sev3,
+        _ => Severity::Sev4,
+    }
+}
+
+fn system() -> Audit {
+    Audit {
+        actor_user_id: None,
+        actor: "monitoring".into(),
+        client_addr: None,
+    }
+}
+
+async fn timeline(
+    tx: &mut Tx,
+    incident_id: i64,
+    now: DateTime<Utc>,
+    kind: &str,
+    body: String,
+) -> Result<()> {
+    let entry = NewEntry {
+        kind,
+        body,
+        body_html: "",
+        phase: None,
+    };
+    add_entry(tx, incident_id, now, &system(), &entry).await
+}
+
+async fn incident_number(tx: &mut Tx, incident_id: i64) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = tx!(tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
+        .bind(incident_id)
+        .fetch_optional(c)
+        .await)?;
+    Ok(row.map(|r| r.0))
+}
+
+impl Store {
+    /// Adds an integration to a service.
+    pub async fn create_integration(
+        &self,
+        service_id: i64,
+        kind: &str,
+        name: &str,
+        key_hash: &str,
+        key_prefix: &str,
+        heartbeat_interval_seconds: Option<i64>,
+        audit: &Audit,
+    ) -> Result<Integration> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let created: Integration = tx!(&mut tx, c => sqlx::query_as(concat!(
+            "INSERT INTO integrations (service_id, kind, name, key_hash, key_prefix, heartbeat_interval_seconds, last_check_in_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ", integration_columns!()))
+            .bind(service_id)
+            .bind(kind)
+            .bind(name)
+            .bind(key_hash)
+            .bind(key_prefix)
+            .bind(heartbeat_interval_seconds)
+            .bind(now)
+            .fetch_one(c)
+            .await)?;
+        if let Some(seconds) = heartbeat_interval_seconds {
+            crate::jobs::enqueue(
+                &mut tx,
+                &crate::jobs::NewJob {
+                    kind: "heartbeat_check",
+                    payload: serde_json::json!({"integration_id": created.id}),
+                    run_at: now + TimeDelta::seconds(seconds),
+                    dedup_key: Some(format!(
+                        "heartbeat:{}:{}",
+                        created.id,
+                        now.timestamp_micros()
+                    )),
+                },
+                now,
+            )
+            .await?;
+        }
+        record(
+            &mut tx,
+            audit,
+            now,
+            Change::new(
+                "integration.create",
+                "service",
+                service_id,
+                format!("added {kind} integration {name} ({key_prefix}…)"),
+            )
+            .after(&created),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// A service's integrations.
+    pub async fn integrations_of(&self, service_id: i64) -> Result<Vec<Integration>> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", integration_columns!(), " FROM integrations WHERE service_id = $1 ORDER BY id"))
+            .bind(service_id)
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// The integration with this id.
+    pub async fn integration(&self, id: i64) -> Result<Integration> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", integration_columns!(), " FROM integrations WHERE id = $1"))
+            .bind(id)
+            .fetch_one(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// The integration whose key hashes to `key_hash`.
+    pub async fn integration_by_key(&self, key_hash: &str) -> Result<Option<Integration>> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", integration_columns!(), " FROM integrations WHERE key_hash = $1"))
+            .bind(key_hash)
+            .fetch_optional(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// Replaces an integration's key; the old one stops working at once.
+    pub async fn rotate_integration_key(
+        &self,
+        id: i64,
+        key_hash: &str,
+        key_prefix: &str,
+        audit: &Audit,
+    ) -> Result<Integration> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let after: Integration = tx!(&mut tx, c => sqlx::query_as(concat!(
+            "UPDATE integrations SET key_hash = $2, key_prefix = $3, rotated_at = $4 WHERE id = $1 RETURNING ", integration_columns!()))
+            .bind(id)
+            .bind(key_hash)
+            .bind(key_prefix)
+            .bind(now)
+            .fetch_one(c)
+            .await)?;
+        record(
+            &mut tx,
+            audit,
+            now,
+            Change::new(
+                "integration.rotate",
+                "service",
+                after.service_id,
+                format!(
+                    "rotated the key of integration {} (now {key_prefix}…)",
+                    after.name
+                ),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes an integration with its alerts.
+    pub async fn delete_integration(&self, id: i64, audit: &Audit) -> Result<()> {
+        let before = self.integration(id).await?;
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query("DELETE FROM integrations WHERE id = $1").bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        record(
+            &mut tx,
+            audit,
+            self.now(),
+            Change::new(
+                "integration.delete",
+                "service",
+                before.service_id,
+                format!("deleted integration {}", before.name),
+            )
+            .before(&before),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies events from one integration, all in one transaction, in order.
+    pub async fn ingest(
+        &self,
+        integration: &Integration,
+        events: &[Incoming],
+    ) -> Result<Vec<Outcome>> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let (service_name, grouping, auto_resolve, severity_map): (String, i64, bool, String) = tx!(&mut tx, c => sqlx::query_as(
+            "SELECT name, grouping_window_minutes, auto_resolve, severity_map FROM services WHERE id = $1")
+            .bind(integration.service_id)
+            .fetch_one(c)
+            .await)?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for e in events {
+            let open: Option<(i64, Option<i64>, String)> = tx!(&mut tx, c => sqlx::query_as(
+                "SELECT id, incident_id, status FROM alerts WHERE integration_id = $1 AND dedup_key = $2 AND status <> 'resolved'")
+                .bind(integration.id)
+                .bind(&e.dedup_key)
+                .fetch_optional(c)
+                .await)?;
+            let outcome = match (e.action, open) {
+                ("trigger", Some((alert_id, incident_id, _))) => {
+                    tx!(&mut tx, c => sqlx::query(
+                        "UPDATE alerts SET count = count + 1, last_seen_at = $2, payload = $3,
+                            summary = COALESCE($4, summary), severity = COALESCE($5, severity), source = COALESCE($6, source)
+                         WHERE id = $1")
+                        .bind(alert_id)
+                        .bind(now)
+                        .bind(&e.payload)
+                        .bind(e.summary.as_deref())
+                        .bind(e.severity)
+                        .bind(e.source.as_deref())
+                        .execute(c)
+                        .await
+                        .map(|r| r.rows_affected()))?;
+                    let number = match incident_id {
+                        Some(id) => incident_number(&mut tx, id).await?,
+                        None => None,
+                    };
+                    (Some(alert_id), number, "updated")
+                }
+                ("trigger", None) => {
+                    let summary = e.summary.clone().unwrap_or_else(|| e.dedup_key.clone());
+                    let severity = e.severity.unwrap_or("error");
+                    // Join the service's open incident for this key, or its latest open one
+                    // within the grouping window; otherwise open a new incident.
+                    let same_key: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
+                        "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
+                         WHERE a.service_id = $1 AND a.dedup_key = $2 AND i.status <> 'resolved' ORDER BY a.id DESC LIMIT 1")
+                        .bind(integration.service_id)
+                        .bind(&e.dedup_key)
+                        .fetch_optional(c)
+                        .await)?;
+                    let mut join = same_key.map(|r| r.0);
+                    if join.is_none() && grouping > 0 {
+                        let since = now - TimeDelta::minutes(grouping);
+                        let recent: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
+                            "SELECT i.id FROM incidents i JOIN incident_services s ON s.incident_id = i.id
+                             WHERE s.service_id = $1 AND i.status <> 'resolved' AND i.triggered_at >= $2
+                             ORDER BY i.triggered_at DESC LIMIT 1")
+                            .bind(integration.service_id)
+                            .bind(since)
+                            .fetch_optional(c)
+                            .await)?;
+                        join = recent.map(|r| r.0);
+                    }
+                    let (incident_id, number) = match join {
+                        Some(id) => {
+                            timeline(
+                                &mut tx,
+                                id,
+                                now,
+                                "alert",
+                                format!("Alert joined: {summary} (from {}).", integration.name),
+                            )
+                            .await?;
+                            let number = incident_number(&mut tx, id).await?;
+                            if let Some(n) = number {
+                                notify(&mut tx, n).await?;
+                            }
+                            (id, number)
+                        }
+                        None => {
+                            let incident = declare_in(
+                                &mut tx,
+                                &NewIncident {
+                                    title: summary.chars().take(200).collect(),
+                                    description: format!(
+                                        "Opened by the {} integration {} of {service_name}.",
+                                        integration.kind, integration.name
+                                    ),
+                                    description_html: String::new(),
+                                    severity: incident_severity(severity, &severity_map),
+                                    service_ids: vec![integration.service_id],
+                                    commander_id: None,
+                                },
+                                &system(),
+                                now,
+                            )
+                            .await?;
+                            timeline(
+                                &mut tx,
+                                incident.id,
+                                now,
+                                "alert",
+                                format!("Alert: {summary} (from {}).", integration.name),
+                            )
+                            .await?;
+                            (incident.id, Some(incident.number))
+                        }
+                    };
+                    let (alert_id,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
+                        "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
+                         VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id")
+                        .bind(integration.id)
+                        .bind(integration.service_id)
+                        .bind(&e.dedup_key)
+                        .bind(&summary)
+                        .bind(e.source.as_deref())
+                        .bind(severity)
+                        .bind(incident_id)
+                        .bind(&e.payload)
+                        .bind(now)
+                        .fetch_one(c)
+                        .await)?;
+                    (Some(alert_id), number, "opened")
+                }
+                ("acknowledge", Some((alert_id, incident_id, status))) => {
+                    if status == "triggered" {
+                        tx!(&mut tx, c => sqlx::query("UPDATE alerts SET status = 'acknowledged', last_seen_at = $2 WHERE id = $1")
+                            .bind(alert_id)
+                            .bind(now)
+                            .execute(c)
+                            .await
+                            .map(|r| r.rows_affected()))?;
+                    }
+                    let number = match incident_id {
+                        Some(id) => incident_number(&mut tx, id).await?,
+                        None => None,
+                    };
+                    (Some(alert_id), number, "acknowledged")
+                }
+                ("resolve", Some((alert_id, incident_id, _))) => {
+                    tx!(&mut tx, c => sqlx::query("UPDATE alerts SET status = 'resolved', resolved_at = $2, last_seen_at = $2 WHERE id = $1")
+                        .bind(alert_id)
+                        .bind(now)
+                        .execute(c)
+                        .await
+                        .map(|r| r.rows_affected()))?;
+                    let mut number = None;
+                    if let Some(id) = incident_id {
+                        number = incident_number(&mut tx, id).await?;
+                        let (open,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
+                            "SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status <> 'resolved'")
+                            .bind(id)
+                            .fetch_one(c)
+                            .await)?;
+                        if open == 0 && auto_resolve {
+                            let changed = tx!(&mut tx, c => sqlx::query(
+                                "UPDATE incidents SET status = 'resolved', resolved_at = $2, version = version + 1, updated_at = $2
+                                 WHERE id = $1 AND status <> 'resolved'")
+                                .bind(id)
+                                .bind(now)
+                                .execute(c)
+                                .await
+                                .map(|r| r.rows_affected()))?;
+                            if changed > 0 {
+                                let entry = NewEntry {
+                                    kind: "resolved",
+                                    body: "Resolved by monitoring: all of its alerts resolved"
+                                        .into(),
+                                    body_html: "",
+                                    phase: None,
+                                };
+                                add_entry(&mut tx, id, now, &system(), &entry).await?;
+                            }
+                        } else {
+                            timeline(&mut tx, id, now, "alert", "An alert resolved.".into())
+                                .await?;
+                        }
+                        if let Some(n) = number {
+                            notify(&mut tx, n).await?;
+                        }
+                    }
+                    (Some(alert_id), number, "resolved")
+                }
+                (_, _) => (None, None, "ignored"),
+            };
+            if let Some(alert_id) = outcome.0 {
+                tx!(&mut tx, c => sqlx::query("INSERT INTO alert_events (alert_id, at, action, payload) VALUES ($1, $2, $3, $4)")
+                    .bind(alert_id)
+                    .bind(now)
+                    .bind(e.action)
+                    .bind(&e.payload)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+            outcomes.push(Outcome {
+                dedup_key: e.dedup_key.clone(),
+                alert_id: outcome.0,
+                incident_number: outcome.1,
+                effect: outcome.2,
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Records a heartbeat check-in: resolves a missed-heartbeat alert (and so, by the
+    /// service's rule, its incident), and schedules the next check. Returns when the next
+    /// check-in is due.
+    pub async fn heartbeat_check_in(
+        &self,
+        integration: &Integration,
+    ) -> Result<Option<DateTime<Utc>>> {
+        self.ingest(
+            integration,
+            &[Incoming {
+                action: "resolve",
+                dedup_key: HEARTBEAT_KEY.into(),
+                summary: None,
+                source: None,
+                severity: None,
+                payload: "{\"check_in\": true}".into(),
+            }],
+        )
+        .await?;
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        tx!(&mut tx, c => sqlx::query("UPDATE integrations SET last_check_in_at = $2 WHERE id = $1")
+            .bind(integration.id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        let next = integration
+            .heartbeat_interval_seconds
+            .map(|s| now + TimeDelta::seconds(s));
+        if let Some(at) = next {
+            crate::jobs::enqueue(
+                &mut tx,
+                &crate::jobs::NewJob {
+                    kind: "heartbeat_check",
+                    payload: serde_json::json!({"integration_id": integration.id}),
+                    run_at: at,
+                    dedup_key: Some(format!(
+                        "heartbeat:{}:{}",
+                        integration.id,
+                        now.timestamp_micros()
+                    )),
+                },
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Alerts newest first.
+    pub async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        limit: i64,
+        cursor: Option<i64>,
+    ) -> Result<Page<Alert>> {
+        let rows: Vec<Alert> = read!(self.db(), c => sqlx::query_as(concat!(
+            "SELECT ", alert_columns!(), " FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id
+             WHERE ($1 IS NULL OR a.status = $1) AND ($2 IS NULL OR a.service_id = $2) AND ($3 IS NULL OR a.integration_id = $3)
+               AND ($4 IS NULL OR a.id < $4)
+             ORDER BY a.id DESC LIMIT $5"))
+            .bind(filter.status.as_deref())
+            .bind(filter.service_id)
+            .bind(filter.integration_id)
+            .bind(cursor)
+            .bind(limit + 1)
+            .fetch_all(c)
+            .await)?;
+        Ok(Page::from_rows(rows, limit, |a| a.id))
+    }
+
+    /// One alert.
+    pub async fn alert(&self, id: i64) -> Result<Alert> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", alert_columns!(), " FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id WHERE a.id = $1"))
+            .bind(id)
+            .fetch_one(c)
+            .await)
+        .map_err(Into::into)
+    }
+
+    /// An alert's events, oldest first (at most `limit`, the latest ones).
+    pub async fn alert_events(&self, alert_id: i64, limit: i64) -> Result<Vec<AlertEventRow>> {
+        let mut rows: Vec<AlertEventRow> = read!(self.db(), c => sqlx::query_as(
+            "SELECT id, at, action, payload FROM alert_events WHERE alert_id = $1 ORDER BY id DESC LIMIT $2")
+            .bind(alert_id)
+            .bind(limit)
+            .fetch_all(c)
+            .await)?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The alerts of an incident.
+    pub async fn incident_alerts(&self, incident_id: i64) -> Result<Vec<Alert>> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", alert_columns!(), " FROM alerts a LEFT JOIN incidents i ON i.id = a.incident_id WHERE a.incident_id = $1 ORDER BY a.id"))
+            .bind(incident_id)
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+}
