@@ -43,6 +43,18 @@ macro_rules! alert_columns {
     };
 }
 
+/// An integration to add; the key is stored as its hash and shown once.
+#[derive(Debug, Clone, Copy)]
+pub struct NewIntegration<'a> {
+    pub service_id: i64,
+    /// `events_v2`, `alertmanager`, `generic` or `heartbeat`.
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub key_hash: &'a str,
+    pub key_prefix: &'a str,
+    pub heartbeat_interval_seconds: Option<i64>,
+}
+
 /// An alert as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Alert {
@@ -160,14 +172,17 @@ impl Store {
     /// Adds an integration to a service.
     pub async fn create_integration(
         &self,
-        service_id: i64,
-        kind: &str,
-        name: &str,
-        key_hash: &str,
-        key_prefix: &str,
-        heartbeat_interval_seconds: Option<i64>,
+        new: &NewIntegration<'_>,
         audit: &Audit,
     ) -> Result<Integration> {
+        let NewIntegration {
+            service_id,
+            kind,
+            name,
+            key_hash,
+            key_prefix,
+            heartbeat_interval_seconds,
+        } = *new;
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let created: Integration = tx!(&mut tx, c => sqlx::query_as(concat!(
