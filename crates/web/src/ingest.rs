@@ -257,6 +257,7 @@ fn invalid_contract(e: &InvalidEvent) -> Response {
         .into_response()
 }
 
+#[allow(clippy::result_large_err)] // the error is the answer itself
 fn precheck(headers: &HeaderMap, body: &Bytes) -> Result<(), Response> {
     if body.len() > MAX_PAYLOAD_BYTES {
         return Err(error(
