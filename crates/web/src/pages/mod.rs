@@ -12,6 +12,7 @@ mod home;
 pub(crate) mod incidents;
 mod oncall;
 mod policies;
+mod postmortems;
 mod profile;
 pub(crate) mod schedules;
 pub(crate) mod services;
@@ -73,6 +74,24 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{number}/edit", post(incidents::edit))
         .route("/incidents/{number}/updates", post(incidents::post_update))
         .route("/incidents/{number}/notes", post(incidents::add_note))
+        .route("/incidents/{number}/postmortem", post(postmortems::start))
+        .route("/postmortems", get(postmortems::list))
+        .route("/postmortems/{id}", get(postmortems::show))
+        .route(
+            "/postmortems/{id}/edit",
+            get(postmortems::edit_form).post(postmortems::edit),
+        )
+        .route("/postmortems/{id}/submit", post(postmortems::submit))
+        .route("/postmortems/{id}/review", post(postmortems::review))
+        .route("/postmortems/{id}/publish", post(postmortems::publish))
+        .route(
+            "/postmortems/{id}/action-items",
+            post(postmortems::add_item),
+        )
+        .route(
+            "/postmortems/{id}/action-items/{item}",
+            post(postmortems::update_item),
+        )
         .route("/act/{token}", get(act::show).post(act::act))
         .route("/oncall", get(oncall::get))
         .route("/schedules", get(schedules::list).post(schedules::create))
