@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{ClientAddr, MinRole, hash_secret};
 
+mod alerts;
 mod escalation_policies;
 mod incidents;
 mod schedules;
@@ -35,7 +36,7 @@ mod users;
     info(title = "Heliograph API", description = "Incident management and on-call. Authenticate with `Authorization: Bearer <token>`; create tokens on your profile page or with `heliograph token create`."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "schedules"), (name = "escalation policies"), (name = "incidents"))
+    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "schedules"), (name = "escalation policies"), (name = "incidents"), (name = "alerts"))
 )]
 struct ApiDoc;
 
@@ -90,6 +91,14 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(incidents::acknowledge))
         .routes(routes!(incidents::resolve))
         .routes(routes!(incidents::add_note))
+        .routes(routes!(
+            alerts::list_integrations,
+            alerts::create_integration
+        ))
+        .routes(routes!(alerts::rotate))
+        .routes(routes!(alerts::delete_integration))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::get))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(

@@ -493,6 +493,8 @@ struct IncidentPage {
     conflict: Option<String>,
     notifications: Vec<NotificationRow>,
     breaches: Vec<String>,
+    /// The alerts that opened or joined this incident, with their last-seen times.
+    alerts: Vec<(heliograph_store::alerts::Alert, String)>,
 }
 
 /// One notification on the incident page.
@@ -603,7 +605,18 @@ async fn incident_page(
             )
         })
         .collect();
+    let alerts = state
+        .store
+        .incident_alerts(i.id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let seen = shell.time(&a.last_seen_at);
+            (a, seen)
+        })
+        .collect();
     Ok(IncidentPage {
+        alerts,
         notifications,
         breaches,
         description_html: i.description_html.clone(),

@@ -7,6 +7,7 @@ use crate::AppState;
 
 mod act;
 mod admin;
+pub(crate) mod alerts;
 mod calendar;
 mod home;
 pub(crate) mod incidents;
@@ -48,6 +49,20 @@ pub fn routes() -> Router<AppState> {
         .route("/services", get(services::list).post(services::create))
         .route("/services/{id}", get(services::show).post(services::update))
         .route("/services/{id}/delete", post(services::delete))
+        .route(
+            "/services/{id}/integrations",
+            post(services::add_integration),
+        )
+        .route(
+            "/services/{id}/integrations/{iid}/rotate",
+            post(services::rotate_integration),
+        )
+        .route(
+            "/services/{id}/integrations/{iid}/delete",
+            post(services::delete_integration),
+        )
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}", get(alerts::show))
         .route("/incidents", get(incidents::list).post(incidents::declare))
         .route("/incidents/new", get(incidents::new_form))
         .route("/incidents/events", get(incidents::list_events))

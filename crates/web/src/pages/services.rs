@@ -11,6 +11,7 @@ use heliograph_store::services::{ResponseTarget, ResponseTargets, Service, Servi
 use heliograph_store::teams::TeamWithMembers;
 use serde::Deserialize;
 
+use super::alerts::{KINDS, KeyShown, kind_label, parse_integration, url_pattern};
 use crate::auth::{Auth, Manager, Viewer};
 use crate::csrf::CsrfForm;
 use crate::error::render_with_status;
@@ -353,6 +354,35 @@ struct ServicePage {
     submit: &'static str,
     /// Recent response-target breaches, as sentences.
     breaches: Vec<(i64, String)>,
+    integrations: Vec<IntegrationRow>,
+    integration_kinds: &'static [(&'static str, &'static str)],
+    integration_form: IntegrationForm,
+    integration_errors: FieldErrors,
+    /// A key just made or rotated: shown in this answer only.
+    new_key: Option<KeyShown>,
+}
+
+/// One integration on the service page.
+pub struct IntegrationRow {
+    pub id: i64,
+    pub kind: String,
+    pub label: &'static str,
+    pub name: String,
+    pub key_prefix: String,
+    pub url_pattern: String,
+    /// For heartbeats: the interval and the last check-in, in words.
+    pub heartbeat: Option<(String, String)>,
+}
+
+/// The add-integration form as typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IntegrationForm {
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub heartbeat_interval_seconds: String,
 }
 
 async fn service_page(
@@ -394,8 +424,34 @@ async fn service_page(
             )
         })
         .collect();
+    let base = super::alerts::base(state);
+    let integrations = state
+        .store
+        .integrations_of(id)
+        .await?
+        .into_iter()
+        .map(|i| IntegrationRow {
+            url_pattern: url_pattern(&base, &i),
+            label: kind_label(&i.kind),
+            heartbeat: i
+                .heartbeat_interval_seconds
+                .map(|s| (format!("every {s} s"), shell.time_opt(&i.last_check_in_at))),
+            id: i.id,
+            kind: i.kind,
+            name: i.name,
+            key_prefix: i.key_prefix,
+        })
+        .collect();
     Ok(ServicePage {
         breaches,
+        integrations,
+        integration_kinds: KINDS,
+        integration_form: IntegrationForm {
+            kind: "events_v2".into(),
+            ..Default::default()
+        },
+        integration_errors: FieldErrors::default(),
+        new_key: None,
         shell,
         action: format!("/services/{id}"),
         service,
@@ -471,5 +527,94 @@ pub async fn delete(
         "/services",
         "success",
         format!("Service {} deleted.", service.name),
+    ))
+}
+
+/// The answer that shows a new key: the service page, never cached.
+fn key_page(page: &ServicePage) -> Response {
+    let mut response = render_with_status(StatusCode::OK, page);
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// The integration `iid` of service `id`, or a 404.
+async fn integration_of(
+    state: &AppState,
+    id: &str,
+    iid: &str,
+) -> Result<(i64, heliograph_store::alerts::Integration), AppError> {
+    let id = super::parse_id(id)?;
+    let iid = super::parse_id(iid)?;
+    let integration = state.store.integration(iid).await?;
+    if integration.service_id != id {
+        return Err(AppError::NotFound);
+    }
+    Ok((id, integration))
+}
+
+pub async fn add_integration(
+    State(state): State<AppState>,
+    auth: Auth<Manager>,
+    shell: Shell,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<IntegrationForm>,
+) -> Result<Response, AppError> {
+    let id = super::parse_id(&id)?;
+    state.store.service(id).await?;
+    let mut errors = FieldErrors::default();
+    let input = parse_integration(
+        &form.kind,
+        &form.name,
+        None,
+        Some(&form.heartbeat_interval_seconds),
+        &mut errors,
+    );
+    let Some(input) = input else {
+        let mut page = service_page(&state, shell, id, None, FieldErrors::default()).await?;
+        page.integration_form = form;
+        page.integration_errors = errors;
+        return Ok(render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    };
+    let (created, key) = super::alerts::add_integration(&state, id, &input, &auth.audit()).await?;
+    let base = super::alerts::base(&state);
+    let mut page = service_page(&state, shell, id, None, FieldErrors::default()).await?;
+    page.new_key = Some(KeyShown::new(&base, created, key));
+    Ok(key_page(&page))
+}
+
+pub async fn rotate_integration(
+    State(state): State<AppState>,
+    auth: Auth<Manager>,
+    shell: Shell,
+    Path((id, iid)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let (id, integration) = integration_of(&state, &id, &iid).await?;
+    let (after, key) =
+        super::alerts::rotate_integration(&state, integration.id, &auth.audit()).await?;
+    let base = super::alerts::base(&state);
+    let mut page = service_page(&state, shell, id, None, FieldErrors::default()).await?;
+    page.new_key = Some(KeyShown::new(&base, after, key));
+    Ok(key_page(&page))
+}
+
+pub async fn delete_integration(
+    State(state): State<AppState>,
+    auth: Auth<Manager>,
+    Path((id, iid)): Path<(String, String)>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    let (id, integration) = integration_of(&state, &id, &iid).await?;
+    state
+        .store
+        .delete_integration(integration.id, &auth.audit())
+        .await?;
+    Ok(redirect_with(
+        &format!("/services/{id}"),
+        "success",
+        format!("Integration {} deleted.", integration.name),
     ))
 }
