@@ -64,6 +64,9 @@ struct ServeArgs {
         default_value = "Heliograph <heliograph@localhost>"
     )]
     smtp_from: String,
+    /// Alert events per second each integration key may send; more get 429 with Retry-After.
+    #[arg(long, env = "HELIOGRAPH_INGEST_RATE", default_value_t = heliograph_web::ingest::RATE_PER_SECOND)]
+    ingest_rate: f64,
 }
 
 #[derive(Subcommand)]
@@ -220,6 +223,7 @@ async fn serve(store: Store, args: ServeArgs) -> anyhow::Result<()> {
         smtp_url: args.smtp_url,
         smtp_from: args.smtp_from,
         run_engine: true,
+        ingest_rate: args.ingest_rate,
     };
     let app = Application::build(config, store)
         .await

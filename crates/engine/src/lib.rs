@@ -885,21 +885,12 @@ impl Engine {
             let expires = self.store.now() + LINK_LIFETIME;
             let ack = new_token();
             let resolve = new_token();
+            let (ack_hash, resolve_hash) = (hash_token(&ack), hash_token(&resolve));
             self.store
-                .create_action_token(
-                    &hash_token(&ack),
+                .create_action_tokens(
+                    &[(&ack_hash, "acknowledge"), (&resolve_hash, "resolve")],
                     ctx.incident_id,
                     n.user_id,
-                    "acknowledge",
-                    expires,
-                )
-                .await?;
-            self.store
-                .create_action_token(
-                    &hash_token(&resolve),
-                    ctx.incident_id,
-                    n.user_id,
-                    "resolve",
                     expires,
                 )
                 .await?;

@@ -91,7 +91,7 @@ impl Store {
                      WHERE id IN (
                         SELECT id FROM jobs
                         WHERE finished_at IS NULL AND run_at <= $3 AND (locked_until IS NULL OR locked_until < $3)
-                        ORDER BY run_at, id LIMIT $4
+                        ORDER BY CASE WHEN kind = 'deliver' THEN 0 ELSE 1 END, run_at, id LIMIT $4
                         FOR UPDATE SKIP LOCKED)
                      RETURNING id, kind, payload, run_at, attempts",
                 )
@@ -109,7 +109,7 @@ impl Store {
                      WHERE id IN (
                         SELECT id FROM jobs
                         WHERE finished_at IS NULL AND run_at <= $3 AND (locked_until IS NULL OR locked_until < $3)
-                        ORDER BY run_at, id LIMIT $4)
+                        ORDER BY CASE WHEN kind = 'deliver' THEN 0 ELSE 1 END, run_at, id LIMIT $4)
                      RETURNING id, kind, payload, run_at, attempts",
                 )
                 .bind(worker)
@@ -121,7 +121,8 @@ impl Store {
             }
         };
         let mut jobs = jobs;
-        jobs.sort_by_key(|j| (j.run_at, j.id));
+        // Deliveries first: a page already decided should not wait behind new escalations.
+        jobs.sort_by_key(|j| (j.kind != "deliver", j.run_at, j.id));
         Ok(jobs)
     }
 

@@ -490,28 +490,29 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a one-time action link's hash.
-    pub async fn create_action_token(
+    /// Stores one-time action links' hashes (acknowledge and resolve) in one transaction.
+    pub async fn create_action_tokens(
         &self,
-        token_hash: &str,
+        links: &[(&str, &str)],
         incident_id: i64,
         user_id: Option<i64>,
-        action: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
         let now = self.now();
         let mut tx = self.db().begin().await?;
-        tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO action_tokens (token_hash, incident_id, user_id, action, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(token_hash)
-            .bind(incident_id)
-            .bind(user_id)
-            .bind(action)
-            .bind(expires_at)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        for (token_hash, action) in links {
+            tx!(&mut tx, c => sqlx::query(
+                "INSERT INTO action_tokens (token_hash, incident_id, user_id, action, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(token_hash)
+                .bind(incident_id)
+                .bind(user_id)
+                .bind(action)
+                .bind(expires_at)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -21,29 +21,37 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::hash_secret;
 
-/// Events per second each integration key may send (with twice that as a burst).
+/// Events per second each integration key may send by default (twice that as a burst).
 pub const RATE_PER_SECOND: f64 = 1000.0;
 
 /// A token bucket per integration, per process.
-#[derive(Default)]
 pub struct Limiter {
+    rate: f64,
     buckets: Mutex<HashMap<i64, (f64, Instant)>>,
 }
 
 impl Limiter {
+    /// A limiter allowing `rate` events per second per integration.
+    pub fn new(rate: f64) -> Self {
+        Limiter {
+            rate: rate.max(0.1),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Takes `n` tokens for `integration`; `Err(seconds)` to wait when there are too few.
     pub fn take(&self, integration: i64, n: f64) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let burst = RATE_PER_SECOND * 2.0;
+        let burst = self.rate * 2.0;
         let (tokens, last) = buckets.entry(integration).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * RATE_PER_SECOND).min(burst);
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(burst);
         *last = now;
         if *tokens >= n {
             *tokens -= n;
             Ok(())
         } else {
-            Err((((n - *tokens) / RATE_PER_SECOND).ceil() as u64).max(1))
+            Err((((n - *tokens) / self.rate).ceil() as u64).max(1))
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Config {
     pub smtp_from: String,
     /// Whether this process runs the notification engine (tests may drive it themselves).
     pub run_engine: bool,
+    /// Alert events per second each integration key may send (`HELIOGRAPH_INGEST_RATE`).
+    pub ingest_rate: f64,
 }
 
 impl Config {
@@ -56,6 +58,7 @@ impl Config {
             smtp_url: None,
             smtp_from: "Heliograph <heliograph@localhost>".into(),
             run_engine: true,
+            ingest_rate: ingest::RATE_PER_SECOND,
         }
     }
 }
@@ -160,7 +163,7 @@ impl Application {
         let state = AppState(Arc::new(Inner {
             engine_wake: engine.waker(),
             engine_stats: engine.stats(),
-            ingest_limiter: ingest::Limiter::default(),
+            ingest_limiter: ingest::Limiter::new(config.ingest_rate),
             secure_cookies: base_url.scheme() == "https",
             metrics: metrics::Metrics::new(&engine.stats()),
             events: events::Events::start(&store, shutdown_rx),
