@@ -188,6 +188,14 @@ async fn integrations_api_events_v2_alerts_and_rotation() {
             )
             .await;
         assert!(status.is_client_error(), "{status} {body}");
+        let (status, body) = w
+            .post(
+                1,
+                "/api/v1/services/1/integrations",
+                json!({"type": "generic", "heartbeat_interval_seconds": 600}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let (status, _) = w
             .post(
                 1,
@@ -551,7 +559,7 @@ async fn service_page_integrations_show_the_key_once() {
         .to_owned();
         assert!(
             html.contains(&format!(
-                "*/10 * * * * curl -fsS -m 10 -X POST {base}/integrations/{hb_key}/heartbeat"
+                "*/5 * * * * curl -fsS -m 10 -X POST {base}/integrations/{hb_key}/heartbeat"
             )),
             "{html}"
         );

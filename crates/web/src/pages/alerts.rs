@@ -75,6 +75,12 @@ pub fn parse_integration(
         );
     }
     let mut seconds = None;
+    if interval.is_some() && kind.is_some_and(|k| k != "heartbeat") {
+        errors.add(
+            "heartbeat_interval_seconds",
+            "Only heartbeat integrations have an interval",
+        );
+    }
     if kind == Some("heartbeat") {
         let parsed = match (interval, interval_field_raw.map(str::trim)) {
             (Some(n), _) => Some(n),
@@ -237,11 +243,18 @@ pub fn snippets(base: &str, i: &Integration, key: &str) -> Vec<(String, String)>
             ),
         )],
         _ => {
-            let every = i.heartbeat_interval_seconds.unwrap_or(300);
-            let minutes = (every / 60).clamp(1, 59);
+            // Check in twice per interval, so one slow or lost run does not open an incident.
+            let half = i.heartbeat_interval_seconds.unwrap_or(300) / 2;
+            let when = if half < 3600 {
+                format!("*/{} * * * *", (half / 60).max(1))
+            } else if half < 86_400 {
+                format!("0 */{} * * *", half / 3600)
+            } else {
+                "0 0 * * *".to_owned()
+            };
             vec![(
-                format!("cron (check in at least every {every} s)"),
-                format!("*/{minutes} * * * * curl -fsS -m 10 -X POST {url} > /dev/null"),
+                "cron (or at the end of the job, with &&)".into(),
+                format!("{when} curl -fsS -m 10 -X POST {url} > /dev/null"),
             )]
         }
     }
