@@ -7,7 +7,9 @@
 //! - `deliver`: send one notification by email or webhook; temporary failures retry with
 //!   exponential backoff and jitter, permanent ones (or too many attempts) fail visibly;
 //! - `target_check`: record a response-target breach when an incident is still not
-//!   acknowledged (or resolved) when its service's target runs out.
+//!   acknowledged (or resolved) when its service's target runs out;
+//! - `handoff_scan` (every five minutes) and `action_item_reminders` (hourly): handoff notices,
+//!   and one reminder to the owner of each postmortem action item that fell overdue.
 //!
 //! Every step is applied in one transaction with finishing its job; notifications carry an
 //! idempotency key. A crash before the commit leaves the job to run again after its lease; a
@@ -46,6 +48,8 @@ pub const LEASE: TimeDelta = TimeDelta::seconds(120);
 pub const MAX_ATTEMPTS: i64 = 8;
 /// How often the handoff scan runs (and how far ahead of a lead time it looks).
 pub const HANDOFF_SCAN_PERIOD: TimeDelta = TimeDelta::minutes(5);
+/// How often overdue action items are looked for (one reminder each, however often).
+pub const REMINDER_PERIOD: TimeDelta = TimeDelta::hours(1);
 /// How long acknowledge/resolve links in emails work.
 pub const LINK_LIFETIME: TimeDelta = TimeDelta::hours(24);
 
@@ -247,6 +251,8 @@ impl Engine {
     /// left. Returns how many jobs ran. Tests call this with a fixed clock.
     pub async fn run_due(&self) -> Result<usize, EngineError> {
         self.schedule_handoff_scan().await?;
+        self.schedule_periodic("action_item_reminders", REMINDER_PERIOD)
+            .await?;
         let mut total = 0;
         loop {
             let jobs = self.store.claim_jobs(&self.worker, LEASE, 64).await?;
@@ -282,6 +288,7 @@ impl Engine {
                 Err(e) => self.bad_payload(job, e).await,
             },
             "handoff_scan" => self.handoff_scan(job).await,
+            "action_item_reminders" => self.action_item_reminders(job).await,
             "heartbeat_check" => match serde_json::from_str::<HeartbeatPayload>(&job.payload) {
                 Ok(p) => self.heartbeat_check(job, p).await,
                 Err(e) => self.bad_payload(job, e).await,
@@ -514,18 +521,78 @@ impl Engine {
     /// Makes sure one handoff scan runs per period (the dedup key names the period, so every
     /// replica enqueueing it adds one job).
     async fn schedule_handoff_scan(&self) -> Result<(), EngineError> {
+        self.schedule_periodic("handoff_scan", HANDOFF_SCAN_PERIOD)
+            .await
+    }
+
+    /// Enqueues one job of `kind` for the current period (keyed `kind:<period start>`), due
+    /// at the period's start.
+    async fn schedule_periodic(
+        &self,
+        kind: &'static str,
+        period: TimeDelta,
+    ) -> Result<(), EngineError> {
         let now = self.store.now();
-        let period = HANDOFF_SCAN_PERIOD.num_seconds();
+        let period = period.num_seconds();
         let bucket = now.timestamp().div_euclid(period) * period;
         let at = DateTime::<Utc>::from_timestamp(bucket, 0).unwrap_or(now);
         self.store
             .enqueue_job(&NewJob {
-                kind: "handoff_scan",
+                kind,
                 payload: serde_json::json!({}),
                 run_at: at,
-                dedup_key: Some(format!("handoff_scan:{bucket}")),
+                dedup_key: Some(format!("{kind}:{bucket}")),
             })
             .await?;
+        Ok(())
+    }
+
+    /// Reminders for overdue action items: each open or in-progress item whose due date is
+    /// before "today" in its owner's time zone, and whose owner was not reminded yet, gets one
+    /// notification per immediate contact of the owner (keyed by item and due date), and is
+    /// marked reminded in the same transaction. Changing the due date re-arms the reminder.
+    async fn action_item_reminders(&self, job: &Job) -> Result<(), EngineError> {
+        let now = self.store.now();
+        // The furthest-ahead zone is UTC+14: anything overdue anywhere is due before this.
+        let latest_today = (now + TimeDelta::hours(14)).date_naive();
+        let mut step = Step::default();
+        let mut people = std::collections::HashMap::new();
+        for overdue in self.store.overdue_action_items(latest_today).await? {
+            let item = &overdue.item;
+            let (Some(owner), Some(due), None) = (item.owner_id, item.due_date, item.reminded_at)
+            else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = people.entry(owner) {
+                slot.insert(self.store.paged_person(owner).await?);
+            }
+            let Some(person) = people.get(&owner).and_then(Option::as_ref) else {
+                continue;
+            };
+            let today = now.with_timezone(&person.time_zone.tz()).date_naive();
+            if person.disabled || due >= today {
+                continue;
+            }
+            let subject = format!(
+                "[Heliograph] Action item overdue: {} (due {due}, postmortem #{})",
+                item.title, overdue.incident_number
+            );
+            let person = person.clone();
+            self.person_notifications(
+                &person,
+                "reminder",
+                &format!("reminder:{}:{due}", item.id),
+                subject,
+                now,
+                &mut step,
+            )
+            .await?;
+            step.reminders_sent.push(item.id);
+        }
+        self.store.apply_step(job.id, &self.worker, &step).await?;
+        if !step.notifications.is_empty() {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -570,8 +637,9 @@ impl Engine {
                     .with_timezone(&tz)
                     .format("%a %-d %b %H:%M %Z"),
             );
-            self.handoff_notifications(
+            self.person_notifications(
                 &person,
+                "handoff",
                 &format!("notice:{}", notice.id),
                 subject,
                 now,
@@ -613,8 +681,9 @@ impl Engine {
                     handoff.at.with_timezone(&tz).format("%a %-d %b %H:%M %Z")
                 );
                 let key = format!("handoff:{}:{user}:{}", stored.id, handoff.at.timestamp());
-                self.handoff_notifications(
+                self.person_notifications(
                     &person,
+                    "handoff",
                     &key,
                     subject,
                     (handoff.at - lead).max(now),
@@ -627,11 +696,12 @@ impl Engine {
         Ok(())
     }
 
-    /// One handoff notification per immediate contact method of `person` (their account
-    /// email when they set up nothing else).
-    async fn handoff_notifications(
+    /// One notification (a handoff notice or a reminder) per immediate contact method of
+    /// `person` (their account email when they set up nothing else).
+    async fn person_notifications(
         &self,
         person: &PagedPerson,
+        purpose: &'static str,
         key: &str,
         subject: String,
         due: DateTime<Utc>,
@@ -645,7 +715,7 @@ impl Engine {
                 incident_id: None,
                 user_id: Some(person.id),
                 contact_method_id: contact.contact_method_id,
-                purpose: "handoff",
+                purpose,
                 channel: contact.channel.clone(),
                 address: contact.address.clone(),
                 subject: subject.clone(),

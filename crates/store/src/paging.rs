@@ -161,6 +161,8 @@ pub struct Step<'a> {
     pub breaches: Vec<(i64, &'static str, i64)>,
     /// Schedule notices now handed to notifications (marked sent).
     pub notices_sent: Vec<i64>,
+    /// Action items whose overdue reminder is now handed to notifications (marked reminded).
+    pub reminders_sent: Vec<i64>,
 }
 
 /// How a delivery ended.
@@ -320,6 +322,14 @@ impl Store {
         }
         for id in &step.notices_sent {
             tx!(&mut tx, c => sqlx::query("UPDATE schedule_notices SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL")
+                .bind(id)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        for id in &step.reminders_sent {
+            tx!(&mut tx, c => sqlx::query("UPDATE action_items SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL")
                 .bind(id)
                 .bind(now)
                 .execute(c)
