@@ -25,6 +25,7 @@ use crate::auth::{ClientAddr, MinRole, hash_secret};
 mod alerts;
 mod escalation_policies;
 mod incidents;
+mod postmortems;
 mod schedules;
 mod services;
 mod teams;
@@ -36,7 +37,7 @@ mod users;
     info(title = "Heliograph API", description = "Incident management and on-call. Authenticate with `Authorization: Bearer <token>`; create tokens on your profile page or with `heliograph token create`."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "schedules"), (name = "escalation policies"), (name = "incidents"), (name = "alerts"))
+    tags((name = "users"), (name = "teams"), (name = "tokens"), (name = "services"), (name = "schedules"), (name = "escalation policies"), (name = "incidents"), (name = "alerts"), (name = "postmortems"))
 )]
 struct ApiDoc;
 
@@ -99,6 +100,8 @@ pub fn routes() -> Router<AppState> {
         .routes(routes!(alerts::delete_integration))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::get))
+        .routes(routes!(postmortems::list))
+        .routes(routes!(postmortems::get, postmortems::update))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router.route(
