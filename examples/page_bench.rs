@@ -74,6 +74,9 @@ async fn main() {
             team_id: None,
             escalation_policy_id: None,
             response_targets: Default::default(),
+            grouping_window_minutes: 0,
+            auto_resolve: true,
+            severity_map: Default::default(),
         };
         services.push(store.create_service(&fields, &audit).await.unwrap().id);
     }

@@ -38,6 +38,9 @@ async fn service(store: &Store) -> i64 {
                 team_id: None,
                 escalation_policy_id: None,
                 response_targets: ResponseTargets::default(),
+                grouping_window_minutes: 0,
+                auto_resolve: true,
+                severity_map: Default::default(),
             },
             &Audit::cli(),
         )

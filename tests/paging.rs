@@ -92,6 +92,9 @@ async fn paging_setup(store: &Store, ana_email: &str) -> i64 {
                 team_id: Some(team.team.id),
                 escalation_policy_id: Some(policy.id),
                 response_targets: ResponseTargets::default(),
+                grouping_window_minutes: 0,
+                auto_resolve: true,
+                severity_map: Default::default(),
             },
             &Audit::cli(),
         )

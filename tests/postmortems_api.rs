@@ -102,6 +102,9 @@ async fn postmortems_are_listed_read_and_edited_through_the_api_with_versions() 
                     team_id: None,
                     escalation_policy_id: None,
                     response_targets: ResponseTargets::default(),
+                    grouping_window_minutes: 0,
+                    auto_resolve: true,
+                    severity_map: Default::default(),
                 },
                 &Audit::cli(),
             )

@@ -163,6 +163,9 @@ async fn world(backend: heliograph_store::Backend, now: &str) -> World {
                 team_id: Some(team.team.id),
                 escalation_policy_id: Some(policy.id),
                 response_targets: targets,
+                grouping_window_minutes: 0,
+                auto_resolve: true,
+                severity_map: Default::default(),
             },
             &Audit::cli(),
         )
@@ -404,6 +407,9 @@ async fn working_hours_in_a_quarter_hour_zone() {
                     team_id: service.team_id,
                     escalation_policy_id: Some(policy.id),
                     response_targets: service.response_targets.clone(),
+                    grouping_window_minutes: 0,
+                    auto_resolve: true,
+                    severity_map: Default::default(),
                 },
                 &Audit::cli(),
             )

@@ -692,7 +692,7 @@ impl Store {
             self.incident(number.0).await?
         };
         let services: Vec<Service> = read!(self.db(), c => sqlx::query_as(
-            "SELECT s.id, s.name, s.description, s.kind, s.workload_class, s.team_id, s.escalation_policy_id, s.response_targets, s.created_at, s.updated_at
+            "SELECT s.id, s.name, s.description, s.kind, s.workload_class, s.team_id, s.escalation_policy_id, s.response_targets, s.grouping_window_minutes, s.auto_resolve, s.severity_map, s.created_at, s.updated_at
              FROM services s JOIN incident_services i ON i.service_id = s.id WHERE i.incident_id = $1 ORDER BY s.name")
             .bind(incident.id)
             .fetch_all(c)

@@ -24,6 +24,13 @@ pub struct Service {
     pub escalation_policy_id: Option<i64>,
     #[sqlx(try_from = "String")]
     pub response_targets: ResponseTargets,
+    /// Alerts arriving within this many minutes of an open incident's last alert join it
+    /// (0: off).
+    pub grouping_window_minutes: i64,
+    /// Whether resolving all of an incident's alerts resolves the incident.
+    pub auto_resolve: bool,
+    #[sqlx(try_from = "String")]
+    pub severity_map: SeverityMap,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,6 +45,56 @@ pub struct ServiceFields {
     pub team_id: Option<i64>,
     pub escalation_policy_id: Option<i64>,
     pub response_targets: ResponseTargets,
+    /// 0 to [`MAX_GROUPING_WINDOW_MINUTES`]; 0 turns grouping off.
+    pub grouping_window_minutes: i64,
+    pub auto_resolve: bool,
+    pub severity_map: SeverityMap,
+}
+
+/// The longest grouping window, in minutes (a day).
+pub const MAX_GROUPING_WINDOW_MINUTES: i64 = 1440;
+
+/// The alert severities, in order.
+pub const ALERT_SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
+
+/// The incident severity an alert severity maps to unless the service says otherwise.
+pub fn default_incident_severity(alert: &str) -> Severity {
+    match alert {
+        "critical" => Severity::Sev1,
+        "error" => Severity::Sev2,
+        "warning" => Severity::Sev3,
+        _ => Severity::Sev4,
+    }
+}
+
+/// A service's mapping from alert severity (critical, error, warning, info) to incident
+/// severity, stored as JSON text (`{"critical": "SEV1", "warning": "SEV2"}`); missing keys use
+/// [`default_incident_severity`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SeverityMap(pub BTreeMap<String, Severity>);
+
+impl SeverityMap {
+    /// The incident severity for alert severity `alert`.
+    pub fn get(&self, alert: &str) -> Severity {
+        self.0
+            .get(alert)
+            .copied()
+            .unwrap_or_else(|| default_incident_severity(alert))
+    }
+
+    /// The JSON text stored in the database.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+impl TryFrom<String> for SeverityMap {
+    type Error = serde_json::Error;
+
+    fn try_from(text: String) -> std::result::Result<Self, Self::Error> {
+        serde_json::from_str(&text)
+    }
 }
 
 /// How quickly incidents of one severity should be acknowledged and resolved (`None`: no
@@ -86,7 +143,7 @@ impl TryFrom<String> for ResponseTargets {
 
 macro_rules! service_columns {
     () => {
-        "id, name, description, kind, workload_class, team_id, escalation_policy_id, response_targets, created_at, updated_at"
+        "id, name, description, kind, workload_class, team_id, escalation_policy_id, response_targets, grouping_window_minutes, auto_resolve, severity_map, created_at, updated_at"
     };
 }
 
@@ -110,8 +167,8 @@ impl Store {
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let service: Service = tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO services (name, description, kind, workload_class, team_id, escalation_policy_id, response_targets, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING ", service_columns!()))
+            "INSERT INTO services (name, description, kind, workload_class, team_id, escalation_policy_id, response_targets, grouping_window_minutes, auto_resolve, severity_map, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ", service_columns!()))
             .bind(&fields.name)
             .bind(&fields.description)
             .bind(fields.kind.as_str())
@@ -119,6 +176,9 @@ impl Store {
             .bind(fields.team_id)
             .bind(fields.escalation_policy_id)
             .bind(fields.response_targets.to_json())
+            .bind(fields.grouping_window_minutes)
+            .bind(fields.auto_resolve)
+            .bind(fields.severity_map.to_json())
             .bind(now)
             .fetch_one(c)
             .await)
@@ -170,7 +230,8 @@ impl Store {
         let mut tx = self.db().begin().await?;
         let after: Service = tx!(&mut tx, c => sqlx::query_as(concat!(
             "UPDATE services SET name = $2, description = $3, kind = $4, workload_class = $5, team_id = $6,
-             escalation_policy_id = $7, response_targets = $8, updated_at = $9
+             escalation_policy_id = $7, response_targets = $8, grouping_window_minutes = $9, auto_resolve = $10,
+             severity_map = $11, updated_at = $12
              WHERE id = $1 RETURNING ", service_columns!()))
             .bind(id)
             .bind(&fields.name)
@@ -180,6 +241,9 @@ impl Store {
             .bind(fields.team_id)
             .bind(fields.escalation_policy_id)
             .bind(fields.response_targets.to_json())
+            .bind(fields.grouping_window_minutes)
+            .bind(fields.auto_resolve)
+            .bind(fields.severity_map.to_json())
             .bind(now)
             .fetch_one(c)
             .await)

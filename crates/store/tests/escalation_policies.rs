@@ -235,6 +235,9 @@ async fn policies_are_created_read_updated_with_versions_and_deleted() {
                     team_id: Some(s.team_id),
                     escalation_policy_id: Some(p.id),
                     response_targets: ResponseTargets(targets.clone()),
+                    grouping_window_minutes: 0,
+                    auto_resolve: true,
+                    severity_map: Default::default(),
                 },
                 &audit,
             )

@@ -55,6 +55,9 @@ fn service(name: &str, team_id: Option<i64>) -> ServiceFields {
         team_id,
         escalation_policy_id: None,
         response_targets: Default::default(),
+        grouping_window_minutes: 0,
+        auto_resolve: true,
+        severity_map: Default::default(),
     }
 }
 

@@ -72,6 +72,9 @@ async fn setup(backend: heliograph_store::Backend) -> Setup {
                 team_id: None,
                 escalation_policy_id: None,
                 response_targets: Default::default(),
+                grouping_window_minutes: 0,
+                auto_resolve: true,
+                severity_map: Default::default(),
             },
             &Audit::cli(),
         )

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use heliograph_domain::Severity;
-use heliograph_store::services::{ResponseTarget, ResponseTargets, Service};
+use heliograph_store::services::{
+    ALERT_SEVERITIES, MAX_GROUPING_WINDOW_MINUTES, ResponseTarget, ResponseTargets, Service,
+    SeverityMap,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -35,6 +38,14 @@ pub struct ServiceOut {
     /// By severity (`SEV1`…`SEV4`); severities without targets are left out.
     #[schema(value_type = BTreeMap<String, ResponseTargetBody>)]
     pub response_targets: BTreeMap<String, ResponseTarget>,
+    /// Alerts arriving within this many minutes of the open incident's last alert join it
+    /// (0: off).
+    pub grouping_window_minutes: i64,
+    /// Whether resolving all of an incident's alerts resolves the incident.
+    pub auto_resolve: bool,
+    /// The incident severity for each alert severity (critical, error, warning, info), all
+    /// four given, defaults included.
+    pub severity_map: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -55,6 +66,12 @@ impl From<Service> for ServiceOut {
                 .into_iter()
                 .filter(|(_, t)| !t.is_empty())
                 .map(|(k, t)| (k.to_string(), t))
+                .collect(),
+            grouping_window_minutes: s.grouping_window_minutes,
+            auto_resolve: s.auto_resolve,
+            severity_map: ALERT_SEVERITIES
+                .iter()
+                .map(|&a| (a.to_owned(), s.severity_map.get(a).to_string()))
                 .collect(),
             created_at: s.created_at,
             updated_at: s.updated_at,
@@ -95,6 +112,47 @@ pub struct ServiceBody {
     /// By severity, e.g. `{"SEV1": {"acknowledge_minutes": 5, "resolve_minutes": 60}}`. On
     /// PATCH the whole map is replaced; absent keeps it.
     pub response_targets: Option<BTreeMap<String, ResponseTargetBody>>,
+    /// 0 to 1440 minutes; 0 turns grouping off. Absent: 0 on create, kept on PATCH.
+    pub grouping_window_minutes: Option<i64>,
+    /// Absent: true on create, kept on PATCH.
+    pub auto_resolve: Option<bool>,
+    /// Alert severity (critical, error, warning, info) to incident severity (SEV1…SEV4), e.g.
+    /// `{"warning": "SEV2"}`; missing keys use critical→SEV1, error→SEV2, warning→SEV3,
+    /// info→SEV4. On PATCH the whole map is replaced; absent keeps it.
+    pub severity_map: Option<BTreeMap<String, String>>,
+}
+
+/// The alert settings given in a body, each `None` when absent.
+struct AlertSettings<'a> {
+    grouping_window_minutes: Option<i64>,
+    auto_resolve: Option<bool>,
+    severity_map: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Checks a severity map given as JSON, keyed by field path (`severity_map.warning`).
+fn severity_map_from(
+    body: &BTreeMap<String, String>,
+    problems: &mut BTreeMap<String, String>,
+) -> SeverityMap {
+    let mut out = SeverityMap::default();
+    for (key, value) in body {
+        if !ALERT_SEVERITIES.contains(&key.as_str()) {
+            problems.insert(
+                format!("severity_map.{key}"),
+                "Alert severity must be one of critical, error, warning, info".into(),
+            );
+            continue;
+        }
+        match value.parse::<Severity>() {
+            Ok(s) => {
+                out.0.insert(key.clone(), s);
+            }
+            Err(e) => {
+                problems.insert(format!("severity_map.{key}"), e.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -141,7 +199,8 @@ async fn validate(
     state: &AppState,
     form: ServiceForm,
     targets: Option<&BTreeMap<String, ResponseTargetBody>>,
-    current: Option<ResponseTargets>,
+    settings: AlertSettings<'_>,
+    current: Option<Service>,
 ) -> Result<heliograph_store::services::ServiceFields, ApiError> {
     let teams = state.store.teams(500, None).await?.items;
     let policies = state.store.policies().await?;
@@ -150,11 +209,35 @@ async fn validate(
     let mut problems = errors.into_map();
     let response_targets = match targets {
         Some(t) => targets_from(t, &mut problems),
-        None => current.unwrap_or_default(),
+        None => current
+            .as_ref()
+            .map(|c| c.response_targets.clone())
+            .unwrap_or_default(),
+    };
+    let grouping_window_minutes = match settings.grouping_window_minutes {
+        Some(m) if (0..=MAX_GROUPING_WINDOW_MINUTES).contains(&m) => m,
+        Some(_) => {
+            problems.insert(
+                "grouping_window_minutes".into(),
+                format!("Give whole minutes from 0 to {MAX_GROUPING_WINDOW_MINUTES} (0: off)"),
+            );
+            0
+        }
+        None => current.as_ref().map_or(0, |c| c.grouping_window_minutes),
+    };
+    let auto_resolve = settings
+        .auto_resolve
+        .unwrap_or_else(|| current.as_ref().is_none_or(|c| c.auto_resolve));
+    let severity_map = match settings.severity_map {
+        Some(m) => severity_map_from(m, &mut problems),
+        None => current.map(|c| c.severity_map).unwrap_or_default(),
     };
     match fields {
         Some(mut fields) if problems.is_empty() => {
             fields.response_targets = response_targets;
+            fields.grouping_window_minutes = grouping_window_minutes;
+            fields.auto_resolve = auto_resolve;
+            fields.severity_map = severity_map;
             Ok(fields)
         }
         _ => Err(ApiError::validation(problems)),
@@ -199,7 +282,12 @@ pub async fn create(
             .unwrap_or_default(),
         ..Default::default()
     };
-    let fields = validate(&state, form, body.response_targets.as_ref(), None).await?;
+    let settings = AlertSettings {
+        grouping_window_minutes: body.grouping_window_minutes,
+        auto_resolve: body.auto_resolve,
+        severity_map: body.severity_map.as_ref(),
+    };
+    let fields = validate(&state, form, body.response_targets.as_ref(), settings, None).await?;
     let service = state.store.create_service(&fields, &auth.audit()).await?;
     Ok((StatusCode::CREATED, Json(service.into())))
 }
@@ -226,8 +314,10 @@ pub async fn update(
     let id = path_id(&id)?;
     let current = state.store.service(id).await?;
     let form = ServiceForm {
-        name: body.name.unwrap_or(current.name),
-        description: body.description.unwrap_or(current.description),
+        name: body.name.unwrap_or_else(|| current.name.clone()),
+        description: body
+            .description
+            .unwrap_or_else(|| current.description.clone()),
         kind: body.kind.unwrap_or_else(|| current.kind.to_string()),
         workload_class: body
             .workload_class
@@ -244,11 +334,17 @@ pub async fn update(
             .unwrap_or_default(),
         ..Default::default()
     };
+    let settings = AlertSettings {
+        grouping_window_minutes: body.grouping_window_minutes,
+        auto_resolve: body.auto_resolve,
+        severity_map: body.severity_map.as_ref(),
+    };
     let fields = validate(
         &state,
         form,
         body.response_targets.as_ref(),
-        Some(current.response_targets),
+        settings,
+        Some(current),
     )
     .await?;
     Ok(Json(

@@ -7,7 +7,10 @@ use axum::response::Response;
 use heliograph_domain::{ServiceKind, Severity, WorkloadClass};
 use heliograph_store::StoreError;
 use heliograph_store::escalation_policies::StoredPolicy;
-use heliograph_store::services::{ResponseTarget, ResponseTargets, Service, ServiceFields};
+use heliograph_store::services::{
+    ALERT_SEVERITIES, MAX_GROUPING_WINDOW_MINUTES, ResponseTarget, ResponseTargets, Service,
+    ServiceFields, SeverityMap, default_incident_severity,
+};
 use heliograph_store::teams::TeamWithMembers;
 use serde::Deserialize;
 
@@ -51,6 +54,31 @@ pub struct ServiceForm {
     pub ack_sev4: String,
     #[serde(default)]
     pub resolve_sev4: String,
+    /// Minutes, 0 to 1440 (empty or 0: off).
+    #[serde(default)]
+    pub grouping_window_minutes: String,
+    /// The checkbox: present (any value) when ticked.
+    #[serde(default)]
+    pub auto_resolve: Option<String>,
+    /// The incident severity (SEV1…SEV4) for each alert severity; empty: the default.
+    #[serde(default)]
+    pub sev_critical: String,
+    #[serde(default)]
+    pub sev_error: String,
+    #[serde(default)]
+    pub sev_warning: String,
+    #[serde(default)]
+    pub sev_info: String,
+}
+
+/// One alert severity's select of the severity mapping, for the template.
+pub struct SeverityRow<'a> {
+    /// critical, error, warning or info.
+    pub alert: &'static str,
+    pub field: String,
+    /// The value chosen (SEV1…SEV4), or the default when none is.
+    pub selected: &'a str,
+    pub default: Severity,
 }
 
 /// One severity's row of response-target inputs, for the template.
@@ -74,8 +102,13 @@ impl ServiceForm {
                 .escalation_policy_id
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
+            grouping_window_minutes: s.grouping_window_minutes.to_string(),
+            auto_resolve: s.auto_resolve.then(|| "on".to_owned()),
             ..Default::default()
         };
+        for alert in ALERT_SEVERITIES {
+            *form.mapping_mut(alert) = s.severity_map.get(alert).to_string();
+        }
         for (severity, target) in &s.response_targets.0 {
             let text = |m: Option<u32>| m.map(|m| m.to_string()).unwrap_or_default();
             let (ack, resolve) = form.targets_mut(*severity);
@@ -101,6 +134,50 @@ impl ServiceForm {
             Severity::Sev3 => (&self.ack_sev3, &self.resolve_sev3),
             Severity::Sev4 => (&self.ack_sev4, &self.resolve_sev4),
         }
+    }
+
+    fn mapping_mut(&mut self, alert: &str) -> &mut String {
+        match alert {
+            "critical" => &mut self.sev_critical,
+            "error" => &mut self.sev_error,
+            "warning" => &mut self.sev_warning,
+            _ => &mut self.sev_info,
+        }
+    }
+
+    fn mapping(&self, alert: &str) -> &str {
+        match alert {
+            "critical" => &self.sev_critical,
+            "error" => &self.sev_error,
+            "warning" => &self.sev_warning,
+            _ => &self.sev_info,
+        }
+    }
+
+    /// The severity-mapping selects, one per alert severity.
+    pub fn severity_rows(&self) -> Vec<SeverityRow<'_>> {
+        ALERT_SEVERITIES
+            .iter()
+            .map(|&alert| {
+                let default = default_incident_severity(alert);
+                let chosen = self.mapping(alert);
+                SeverityRow {
+                    alert,
+                    field: format!("sev_{alert}"),
+                    selected: if chosen.trim().is_empty() {
+                        default.as_str()
+                    } else {
+                        chosen
+                    },
+                    default,
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the auto-resolve checkbox is ticked.
+    pub fn auto_resolve_checked(&self) -> bool {
+        self.auto_resolve.is_some()
     }
 
     /// The response-target inputs, one row per severity.
@@ -205,10 +282,38 @@ pub fn parse_service(
             response_targets.0.insert(row.severity, target);
         }
     }
+    let grouping_window_minutes = match form.grouping_window_minutes.trim() {
+        "" => 0,
+        raw => match raw.parse::<i64>() {
+            Ok(m) if (0..=MAX_GROUPING_WINDOW_MINUTES).contains(&m) => m,
+            _ => {
+                errors.add(
+                    "grouping_window_minutes",
+                    format!(
+                        "Give whole minutes from 0 to {MAX_GROUPING_WINDOW_MINUTES} (0 turns grouping off)"
+                    ),
+                );
+                0
+            }
+        },
+    };
+    let mut severity_map = SeverityMap::default();
+    for row in form.severity_rows() {
+        match row.selected.trim().parse::<Severity>() {
+            Ok(s) if s == row.default => {}
+            Ok(s) => {
+                severity_map.0.insert(row.alert.to_owned(), s);
+            }
+            Err(_) => errors.add(&row.field, "Choose a severity from SEV1 to SEV4"),
+        }
+    }
     if !errors.is_empty() {
         return None;
     }
     Some(ServiceFields {
+        grouping_window_minutes,
+        auto_resolve: form.auto_resolve.is_some(),
+        severity_map,
         name: name.to_owned(),
         description: form.description.trim().to_owned(),
         kind: kind?,
@@ -276,6 +381,8 @@ pub async fn list(
     let form = ServiceForm {
         kind: "llm-inference".into(),
         workload_class: "real-time".into(),
+        grouping_window_minutes: "0".into(),
+        auto_resolve: Some("on".into()),
         ..Default::default()
     };
     Ok(render_with_status(
@@ -324,6 +431,14 @@ impl ServicePage {
                     .get(s)
                     .map(|t| (s, words(t.acknowledge_minutes), words(t.resolve_minutes)))
             })
+            .collect()
+    }
+
+    /// The severity mapping in effect, as (alert severity, incident severity) pairs.
+    fn mapping_lines(&self) -> Vec<(&'static str, Severity)> {
+        ALERT_SEVERITIES
+            .iter()
+            .map(|&a| (a, self.service.severity_map.get(a)))
             .collect()
     }
 }
