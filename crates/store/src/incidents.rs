@@ -240,11 +240,19 @@ pub(crate) async fn declare_in(
     audit: &Audit,
     now: DateTime<Utc>,
 ) -> Result<Incident> {
-    let (number,): (i64,) = tx!(tx, c => sqlx::query_as(
-        "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
-    )
-    .fetch_one(c)
-    .await)?;
+    // PostgreSQL numbers from a sequence (no row lock held to commit); SQLite has one writer.
+    let (number,): (i64,) = match tx {
+        Tx::Postgres(t) => {
+            sqlx::query_as("SELECT nextval('incident_numbers')")
+                .fetch_one(&mut **t)
+                .await?
+        }
+        Tx::Sqlite(t) => sqlx::query_as(
+            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
+        )
+        .fetch_one(&mut **t)
+        .await?,
+    };
     let incident: Incident = tx!(tx, c => sqlx::query_as(concat!(
         "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
          VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $7, $8) RETURNING ", incident_columns!()))

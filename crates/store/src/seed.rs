@@ -43,15 +43,28 @@ impl Store {
         let mut numbers = Vec::with_capacity(items.len());
         for chunk in items.chunks(500) {
             let mut tx = self.db().begin().await?;
-            let (last,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
-                "UPDATE counters SET value = value + $1 WHERE name = 'incident_number' RETURNING value",
-            )
-            .bind(chunk.len() as i64)
-            .fetch_one(c)
-            .await)?;
-            let first = last - chunk.len() as i64 + 1;
+            let taken: Vec<(i64,)> = match &mut tx {
+                crate::Tx::Postgres(t) => {
+                    sqlx::query_as("SELECT nextval('incident_numbers') FROM generate_series(1, $1)")
+                        .bind(chunk.len() as i64)
+                        .fetch_all(&mut **t)
+                        .await?
+                }
+                crate::Tx::Sqlite(t) => {
+                    let (last,): (i64,) = sqlx::query_as(
+                        "UPDATE counters SET value = value + $1 WHERE name = 'incident_number' RETURNING value",
+                    )
+                    .bind(chunk.len() as i64)
+                    .fetch_one(&mut **t)
+                    .await?;
+                    let first = last - chunk.len() as i64 + 1;
+                    (first..=last).map(|n| (n,)).collect()
+                }
+            };
+            let mut taken: Vec<i64> = taken.into_iter().map(|r| r.0).collect();
+            taken.sort_unstable();
             for (k, item) in chunk.iter().enumerate() {
-                let number = first + k as i64;
+                let number = taken[k];
                 let updated = item
                     .resolved_at
                     .or(item.acknowledged_at)

@@ -432,3 +432,45 @@ async fn the_list_filters_searches_and_counts() {
         );
     }
 }
+
+#[tokio::test]
+async fn declared_and_seeded_incidents_share_one_number_sequence() {
+    for backend in backends() {
+        let (_db, store, _clock, _user, audit) = setup(backend).await;
+        let new = NewIncident {
+            title: "First".into(),
+            description: String::new(),
+            description_html: String::new(),
+            severity: Severity::Sev2,
+            service_ids: vec![],
+            commander_id: None,
+        };
+        assert_eq!(
+            store.declare_incident(&new, &audit).await.unwrap().number,
+            1
+        );
+        let seed = |title: &str| heliograph_store::seed::SeedIncident {
+            title: title.into(),
+            description: String::new(),
+            description_html: String::new(),
+            severity: Severity::Sev3,
+            status: IncidentStatus::Resolved,
+            commander_id: None,
+            service_ids: vec![],
+            triggered_at: store.now() - TimeDelta::hours(2),
+            acknowledged_at: None,
+            resolved_at: Some(store.now() - TimeDelta::hours(1)),
+            timeline: vec![],
+        };
+        let numbers = store
+            .seed_incidents(&[seed("a"), seed("b"), seed("c")], &audit)
+            .await
+            .unwrap();
+        assert_eq!(numbers, [2, 3, 4], "{backend:?}");
+        assert_eq!(
+            store.declare_incident(&new, &audit).await.unwrap().number,
+            5
+        );
+        assert_eq!(store.incident(3).await.unwrap().title, "b");
+    }
+}
