@@ -428,6 +428,7 @@ fn entry_view(e: TimelineEntry, shell: &Shell) -> EntryView {
         "escalation" => "Escalation",
         "notification" => "Notification",
         "breach" => "Target missed",
+        "alert" => "Alert",
         _ => "Event",
     };
     let html = matches!(e.kind.as_str(), "note" | "status_update").then(|| {
