@@ -240,6 +240,14 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// Every integration, by service and id.
+    pub async fn all_integrations(&self) -> Result<Vec<Integration>> {
+        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", integration_columns!(), " FROM integrations ORDER BY service_id, id"))
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+
     /// The integration with this id.
     pub async fn integration(&self, id: i64) -> Result<Integration> {
         read!(self.db(), c => sqlx::query_as(concat!("SELECT ", integration_columns!(), " FROM integrations WHERE id = $1"))

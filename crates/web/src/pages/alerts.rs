@@ -322,12 +322,20 @@ async fn all_integrations(
     state: &AppState,
     services: &[Service],
 ) -> Result<Vec<(Integration, String)>, AppError> {
-    let mut out = Vec::new();
-    for s in services {
-        for i in state.store.integrations_of(s.id).await? {
-            out.push((i, s.name.clone()));
-        }
-    }
+    let names: std::collections::HashMap<i64, &str> =
+        services.iter().map(|s| (s.id, s.name.as_str())).collect();
+    let mut out: Vec<(Integration, String)> = state
+        .store
+        .all_integrations()
+        .await?
+        .into_iter()
+        .filter_map(|i| {
+            let name = names.get(&i.service_id)?.to_string();
+            Some((i, name))
+        })
+        .collect();
+    // As before: by service name, then in order of creation.
+    out.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.id.cmp(&b.0.id)));
     Ok(out)
 }
 
