@@ -7,11 +7,13 @@
 mod clock;
 mod incident;
 mod role;
+mod secret;
 mod values;
 pub mod working_hours;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use incident::{IncidentRole, IncidentStatus, Phase, ServiceKind, Severity, WorkloadClass};
 pub use role::Role;
+pub use secret::hash_secret;
 pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, TokenName, UserEmail};
 pub use working_hours::{TimeOfDay, WorkingHours};

@@ -37,7 +37,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use rand::Rng;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 mod render;
@@ -177,12 +176,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
-/// The SHA-256 hex of a secret: how action-link tokens are stored (the same as the web
-/// application's `hash_secret`).
-pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// How action-link tokens are stored: the one hash every secret uses.
+pub use heliograph_domain::hash_secret as hash_token;
 
 fn new_token() -> String {
     let mut bytes = [0u8; 32];

@@ -14,7 +14,6 @@ use heliograph_domain::{Password, Role};
 use heliograph_store::users::User;
 use heliograph_store::{Audit, Store, StoreError};
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 use crate::{AppError, AppState};
 
@@ -30,11 +29,7 @@ pub fn new_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The stored form of a secret (session, token, setup link): SHA-256, hex. The secrets are
-/// 256 random bits, so a fast hash is enough; passwords use argon2id instead.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
+pub use heliograph_domain::hash_secret;
 
 /// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes), off the async runtime.
 pub async fn hash_password(password: Password) -> Result<String, AppError> {
