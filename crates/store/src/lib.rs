@@ -26,9 +26,12 @@ use sqlx::sqlite::{
 pub mod alerts;
 pub mod audit;
 pub mod contacts;
+pub mod demo;
 pub mod escalation_policies;
 pub mod incidents;
+pub mod insights;
 pub mod jobs;
+pub mod oncall_load;
 pub mod paging;
 pub mod postmortems;
 pub mod schedules;
