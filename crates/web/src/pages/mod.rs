@@ -11,6 +11,7 @@ pub(crate) mod alerts;
 mod calendar;
 mod home;
 pub(crate) mod incidents;
+pub(crate) mod insights;
 mod oncall;
 mod policies;
 mod postmortems;
@@ -109,6 +110,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/act/{token}", get(act::show).post(act::act))
         .route("/oncall", get(oncall::get))
+        .route("/insights", get(insights::get))
         .route("/schedules", get(schedules::list).post(schedules::create))
         .route("/schedules/new", get(schedules::new_form))
         .route(
