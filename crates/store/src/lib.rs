@@ -30,7 +30,6 @@ pub mod demo;
 pub mod escalation_policies;
 pub mod incidents;
 pub mod insights;
-pub mod insights;
 pub mod jobs;
 pub mod oncall_load;
 pub mod paging;
