@@ -1272,3 +1272,96 @@ impl Store {
         Ok(n == 1)
     }
 }
+
+/// Filters of the open action-item overview; each narrows it when set.
+#[derive(Debug, Clone, Default)]
+pub struct OpenItemFilter {
+    pub owner_id: Option<i64>,
+    /// Owned by a member of this team.
+    pub team_id: Option<i64>,
+    /// Only items due before this date (overdue on it).
+    pub due_before: Option<NaiveDate>,
+    /// Only items of published postmortems (what viewers may read).
+    pub published_only: bool,
+}
+
+/// An open (or in-progress) action item with the postmortem it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenItem {
+    pub item: ActionItem,
+    pub postmortem_title: String,
+    pub postmortem_status: PostmortemStatus,
+    pub incident_number: i64,
+}
+
+/// A person's membership of a team, for grouping action items by their owner's teams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Membership {
+    pub user_id: i64,
+    pub team_id: i64,
+    pub team_name: String,
+}
+
+impl Store {
+    /// Open and in-progress action items matching `filter`, by owner name (unowned last), then
+    /// due date (undated last); at most `limit`.
+    pub async fn open_action_items(
+        &self,
+        filter: &OpenItemFilter,
+        limit: i64,
+    ) -> Result<Vec<OpenItem>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            item: ActionItemRow,
+            incident_number: i64,
+            postmortem_title: String,
+            postmortem_status: String,
+        }
+        let due_before = filter.due_before.map(|d| d.format("%Y-%m-%d").to_string());
+        let rows: Vec<Row> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new(concat!(
+                "SELECT i.number AS incident_number, p.title AS postmortem_title, p.status AS postmortem_status, ",
+                item_columns!(),
+                " JOIN postmortems p ON p.id = a.postmortem_id JOIN incidents i ON i.id = p.incident_id
+                 WHERE a.status IN ('open', 'in_progress')"));
+            if filter.published_only {
+                qb.push(" AND p.status = 'published'");
+            }
+            if let Some(owner) = filter.owner_id {
+                qb.push(" AND a.owner_id = ").push_bind(owner);
+            }
+            if let Some(team) = filter.team_id {
+                qb.push(" AND a.owner_id IN (SELECT m.user_id FROM team_members m WHERE m.team_id = ")
+                    .push_bind(team)
+                    .push(")");
+            }
+            if let Some(before) = &due_before {
+                qb.push(" AND a.due_date IS NOT NULL AND a.due_date < ").push_bind(before.clone());
+            }
+            qb.push(" ORDER BY u.name IS NULL, u.name, a.owner_id, a.due_date IS NULL, a.due_date, a.id LIMIT ")
+                .push_bind(limit);
+            qb.build_query_as::<Row>().fetch_all(c).await
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(OpenItem {
+                    item: r.item.try_into()?,
+                    incident_number: r.incident_number,
+                    postmortem_title: r.postmortem_title,
+                    postmortem_status: r.postmortem_status.parse().map_err(StoreError::Corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every (person, team) membership, by team name.
+    pub async fn memberships(&self) -> Result<Vec<Membership>> {
+        read!(self.db(), c => sqlx::query_as(
+            "SELECT m.user_id, t.id AS team_id, t.name AS team_name FROM team_members m JOIN teams t ON t.id = m.team_id
+             ORDER BY t.name, t.id, m.user_id")
+            .fetch_all(c)
+            .await)
+        .map_err(Into::into)
+    }
+}

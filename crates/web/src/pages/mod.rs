@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use crate::AppState;
 
 mod act;
+mod action_items;
 mod admin;
 pub(crate) mod alerts;
 mod calendar;
@@ -91,6 +92,7 @@ pub fn routes() -> Router<AppState> {
         .route("/incidents/{number}/updates", post(incidents::post_update))
         .route("/incidents/{number}/notes", post(incidents::add_note))
         .route("/incidents/{number}/postmortem", post(postmortems::start))
+        .route("/action-items", get(action_items::overview))
         .route("/postmortems", get(postmortems::list))
         .route("/postmortems/{id}", get(postmortems::show))
         .route(
