@@ -6,6 +6,7 @@
 
 mod clock;
 mod incident;
+pub mod interruption;
 mod role;
 mod secret;
 mod values;
@@ -13,6 +14,7 @@ pub mod working_hours;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use incident::{IncidentRole, IncidentStatus, Phase, ServiceKind, Severity, WorkloadClass};
+pub use interruption::{InterruptionClass, classify as classify_interruption};
 pub use role::Role;
 pub use secret::hash_secret;
 pub use values::{DisplayName, InvalidValue, Password, TeamName, TimeZone, TokenName, UserEmail};

@@ -222,6 +222,11 @@ impl Engine {
     /// due, a wake-up, or a second (other replicas may have enqueued work).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Pages sent before interruptions were classified (or bulk-loaded) are classified
+        // once at start; new ones are classified as they are sent.
+        if let Err(e) = self.store.classify_pending_interruptions().await {
+            tracing::warn!(error = %e, "classifying earlier pages as interruptions failed");
+        }
         loop {
             if let Err(e) = self.run_due().await {
                 tracing::warn!(error = %e, "engine pass failed; retrying shortly");

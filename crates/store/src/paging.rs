@@ -427,7 +427,7 @@ impl Store {
         } else {
             1
         };
-        tx!(&mut tx, c => sqlx::query(
+        let updated = tx!(&mut tx, c => sqlx::query(
             "UPDATE notifications SET state = $2, last_error = COALESCE($3, last_error), sent_at = $4, attempts = attempts + $5
              WHERE id = $1 AND state = 'pending'")
             .bind(notification.id)
@@ -438,6 +438,15 @@ impl Store {
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
+        // A page to a person that just became sent is classified as an interruption (on-call
+        // load) in the same transaction.
+        if updated == 1
+            && notification.purpose == "page"
+            && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
+        {
+            crate::oncall_load::classify_sent_page(&mut tx, notification.id, user_id, sent_at)
+                .await?;
+        }
         if matches!(outcome, Delivery::Sent)
             && notification.purpose == "test"
             && let Some(method) = notification.contact_method_id
