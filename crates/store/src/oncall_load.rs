@@ -8,13 +8,18 @@
 //! indexed `GROUP BY` over the range. [`Store::classify_pending_interruptions`] catches up on
 //! pages sent before the column existed, or bulk-loaded, in one ordered pass.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use heliograph_domain::interruption::{REPEAT, REPEAT_WINDOW};
 use heliograph_domain::{InterruptionClass, TimeZone, classify_interruption};
 
-use crate::{Result, Store, Tx, read, tx};
+use heliograph_scheduler::Schedule;
+use serde::Serialize;
+
+use crate::insights::Scope;
+use crate::schedules::{StoredOverride, StoredSchedule};
+use crate::{Result, Store, StoreError, Tx, read, tx};
 
 /// Ids per `UPDATE … WHERE id IN (…)` in the catch-up pass.
 const UPDATE_CHUNK: usize = 1000;
@@ -201,6 +206,415 @@ impl Store {
     }
 }
 
+// ---------------------------------------------------------------- reading
+
+/// Counted interruptions by class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClassCounts {
+    pub working: i64,
+    pub evening: i64,
+    pub sleep: i64,
+}
+
+impl ClassCounts {
+    /// All counted interruptions.
+    pub fn total(&self) -> i64 {
+        self.working + self.evening + self.sleep
+    }
+
+    fn add(&mut self, code: i64, n: i64) {
+        match code {
+            0 => self.working += n,
+            1 => self.evening += n,
+            2 => self.sleep += n,
+            _ => {}
+        }
+    }
+}
+
+/// One person's on-call load over a scope.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonLoad {
+    pub user_id: i64,
+    pub name: String,
+    /// The person's zone (their pages are classified in it).
+    pub time_zone: String,
+    /// Seconds on call in any of the scope's schedules (overlapping schedules counted once).
+    pub on_call_seconds: i64,
+    pub pages: ClassCounts,
+    /// Incidents triggered in the range with this person as commander.
+    pub commanded: i64,
+}
+
+/// A participant of a schedule over the range: their hours in it, and the pages they received
+/// while on call for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParticipantLoad {
+    pub user_id: i64,
+    pub name: String,
+    pub on_call_seconds: i64,
+    pub pages: ClassCounts,
+}
+
+/// How a schedule's load spreads across its participants.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScheduleLoad {
+    pub schedule_id: i64,
+    pub name: String,
+    pub team_id: i64,
+    /// Everyone named in the schedule's layers, plus anyone who covered an override in the
+    /// range; by hours on call, most first.
+    pub participants: Vec<ParticipantLoad>,
+}
+
+/// The spread of one figure across a schedule's participants.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// Population standard deviation over the mean; `None` when the mean is 0.
+    pub cv: Option<f64>,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` for none.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Spread> {
+        let values: Vec<f64> = values.into_iter().collect();
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let cv = (mean > 0.0).then(|| var.sqrt() / mean);
+        Some(Spread {
+            min,
+            max,
+            mean,
+            cv,
+        })
+    }
+
+    /// max / min, when min is above zero.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.min > 0.0).then(|| self.max / self.min)
+    }
+}
+
+/// Above this multiple of the schedule's mean (hours on call or sleep pages while on call), a
+/// participant is flagged as overloaded.
+pub const OVERLOAD_FACTOR: f64 = 1.5;
+
+impl ScheduleLoad {
+    /// Seconds covered by someone (gaps excluded).
+    pub fn total_seconds(&self) -> i64 {
+        self.participants.iter().map(|p| p.on_call_seconds).sum()
+    }
+
+    /// Sleep-hours pages received while on call for this schedule.
+    pub fn total_sleep(&self) -> i64 {
+        self.participants.iter().map(|p| p.pages.sleep).sum()
+    }
+
+    /// The spread of hours on call.
+    pub fn hours_spread(&self) -> Option<Spread> {
+        Spread::of(
+            self.participants
+                .iter()
+                .map(|p| p.on_call_seconds as f64 / 3600.0),
+        )
+    }
+
+    /// The spread of sleep-hours pages while on call.
+    pub fn sleep_spread(&self) -> Option<Spread> {
+        Spread::of(self.participants.iter().map(|p| p.pages.sleep as f64))
+    }
+
+    /// Why `p` is overloaded: hours on call or sleep pages above [`OVERLOAD_FACTOR`] times the
+    /// schedule's mean (empty when not).
+    pub fn overload(&self, p: &ParticipantLoad) -> Vec<&'static str> {
+        let mut why = Vec::new();
+        if let Some(s) = self.hours_spread()
+            && s.mean > 0.0
+            && p.on_call_seconds as f64 / 3600.0 > OVERLOAD_FACTOR * s.mean
+        {
+            why.push("hours");
+        }
+        if let Some(s) = self.sleep_spread()
+            && s.mean > 0.0
+            && p.pages.sleep as f64 > OVERLOAD_FACTOR * s.mean
+        {
+            why.push("sleep pages");
+        }
+        why
+    }
+}
+
+/// The on-call load of a scope: per person, and per schedule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OncallLoad {
+    /// Sorted by sleep-hours pages, then all pages, then hours on call (most first), then name.
+    pub people: Vec<PersonLoad>,
+    /// The scope's schedules (the team's when a team is chosen), by name.
+    pub schedules: Vec<ScheduleLoad>,
+}
+
+/// Pushes the scope's filters on counted interruptions `n` (team: pages to its members;
+/// service and severity: pages about incidents on that service / of that severity).
+macro_rules! push_page_scope {
+    ($qb:expr, $scope:expr) => {{
+        let scope: &Scope = $scope;
+        $qb.push(" WHERE n.interruption IS NOT NULL AND n.interruption <> 'repeat' AND n.sent_at >= ")
+            .push_bind(scope.from)
+            .push(" AND n.sent_at < ")
+            .push_bind(scope.to);
+        if let Some(team) = scope.team_id {
+            $qb.push(" AND n.user_id IN (SELECT tm.user_id FROM team_members tm WHERE tm.team_id = ")
+                .push_bind(team)
+                .push(")");
+        }
+        if let Some(service) = scope.service_id {
+            $qb.push(" AND n.incident_id IN (SELECT x.incident_id FROM incident_services x WHERE x.service_id = ")
+                .push_bind(service)
+                .push(")");
+        }
+        if let Some(severity) = scope.severity {
+            $qb.push(" AND n.incident_id IN (SELECT i.id FROM incidents i WHERE i.severity = ")
+                .push_bind(severity.as_str())
+                .push(")");
+        }
+    }};
+}
+
+/// Merged length of intervals, in seconds.
+fn union_seconds(intervals: &mut [(DateTime<Utc>, DateTime<Utc>)]) -> i64 {
+    intervals.sort_unstable();
+    let mut total = TimeDelta::zero();
+    let mut current: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    for &(start, end) in intervals.iter() {
+        match current {
+            Some((s, e)) if start <= e => current = Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                current = Some((start, end));
+            }
+            None => current = Some((start, end)),
+        }
+    }
+    if let Some((s, e)) = current {
+        total += e - s;
+    }
+    total.num_seconds()
+}
+
+/// Counts each page (sorted by time) that falls within one of `shifts` (sorted, disjoint),
+/// walking both lists once.
+fn pages_within(
+    pages: &[(DateTime<Utc>, i64)],
+    shifts: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> ClassCounts {
+    let mut counts = ClassCounts::default();
+    let mut k = 0;
+    for &(at, code) in pages {
+        while k < shifts.len() && shifts[k].1 <= at {
+            k += 1;
+        }
+        if k == shifts.len() {
+            break;
+        }
+        if shifts[k].0 <= at {
+            counts.add(code, 1);
+        }
+    }
+    counts
+}
+
+impl Store {
+    /// The on-call load of `scope`: per person, counted interruptions by class (one
+    /// `GROUP BY`), incidents commanded (one `GROUP BY`) and hours on call from the final
+    /// schedules; per schedule, each participant's hours and the pages they received while on
+    /// call for it (their counted interruptions matched against their final shifts in one pass).
+    /// Hours on call are not narrowed by service or severity.
+    pub async fn oncall_load(&self, scope: &Scope) -> Result<OncallLoad> {
+        let users: Vec<(i64, String, String)> = read!(self.db(), c => sqlx::query_as(
+            "SELECT id, name, time_zone FROM users ORDER BY id")
+            .fetch_all(c)
+            .await)?;
+        let users: HashMap<i64, (String, String)> = users
+            .into_iter()
+            .map(|(id, name, zone)| (id, (name, zone)))
+            .collect();
+        let name_of = |id: i64| {
+            users
+                .get(&id)
+                .map_or_else(|| format!("User {id}"), |u| u.0.clone())
+        };
+
+        // Pages by person and class.
+        let counted: Vec<(i64, String, i64)> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT n.user_id, n.interruption, COUNT(*) FROM notifications n");
+            push_page_scope!(qb, scope);
+            qb.push(" GROUP BY n.user_id, n.interruption");
+            qb.build_query_as::<(i64, String, i64)>().fetch_all(c).await
+        })?;
+        // Incidents commanded.
+        let commanded: Vec<(i64, i64)> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT i.commander_id, COUNT(*) FROM incidents i WHERE i.commander_id IS NOT NULL AND i.triggered_at >= ");
+            qb.push_bind(scope.from).push(" AND i.triggered_at < ").push_bind(scope.to);
+            if let Some(team) = scope.team_id {
+                qb.push(" AND i.commander_id IN (SELECT tm.user_id FROM team_members tm WHERE tm.team_id = ")
+                    .push_bind(team)
+                    .push(")");
+            }
+            if let Some(service) = scope.service_id {
+                qb.push(" AND i.id IN (SELECT x.incident_id FROM incident_services x WHERE x.service_id = ")
+                    .push_bind(service)
+                    .push(")");
+            }
+            if let Some(severity) = scope.severity {
+                qb.push(" AND i.severity = ").push_bind(severity.as_str());
+            }
+            qb.push(" GROUP BY i.commander_id");
+            qb.build_query_as::<(i64, i64)>().fetch_all(c).await
+        })?;
+
+        // Final schedules over the range.
+        let stored: Vec<StoredSchedule> = self
+            .schedules()
+            .await?
+            .into_iter()
+            .filter(|s| scope.team_id.is_none_or(|t| s.team_id == t))
+            .collect();
+        let overrides: Vec<StoredOverride> = read!(self.db(), c => sqlx::query_as(
+            "SELECT id, schedule_id, user_id, start_at, end_at, created_by, created_at FROM schedule_overrides
+             WHERE end_at > $1 AND start_at < $2 ORDER BY id")
+            .bind(scope.from)
+            .bind(scope.to)
+            .fetch_all(c)
+            .await)?;
+        // Per schedule: each participant's shifts, in order.
+        type Shifts = BTreeMap<i64, Vec<(DateTime<Utc>, DateTime<Utc>)>>;
+        let mut finals: Vec<(&StoredSchedule, Shifts)> = Vec::with_capacity(stored.len());
+        let mut everyone: BTreeSet<i64> = BTreeSet::new();
+        for s in &stored {
+            let own: Vec<_> = overrides
+                .iter()
+                .filter(|o| o.schedule_id == s.id)
+                .map(StoredOverride::to_override)
+                .collect();
+            let schedule = Schedule::new(s.layers.clone(), own)
+                .map_err(|e| StoreError::Corrupt(format!("schedule {}: {e}", s.id)))?;
+            let mut shifts: Shifts = s.participants().into_iter().map(|p| (p, Vec::new())).collect();
+            for shift in schedule.final_shifts(scope.from, scope.to) {
+                if let Some(p) = shift.participant {
+                    shifts.entry(p).or_default().push((shift.start, shift.end));
+                }
+            }
+            everyone.extend(shifts.keys().copied());
+            finals.push((s, shifts));
+        }
+
+        // Counted interruptions of schedule participants, compact, in one query.
+        let mut pages_of: HashMap<i64, Vec<(DateTime<Utc>, i64)>> = HashMap::new();
+        if !everyone.is_empty() {
+            let rows: Vec<(i64, DateTime<Utc>, i64)> = read!(self.db(), c => {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "SELECT n.user_id, n.sent_at, CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 ELSE 2 END FROM notifications n");
+                push_page_scope!(qb, scope);
+                qb.push(" AND n.user_id IN (");
+                let mut list = qb.separated(", ");
+                for id in &everyone {
+                    list.push_bind(*id);
+                }
+                qb.push(") ORDER BY n.user_id, n.sent_at");
+                qb.build_query_as::<(i64, DateTime<Utc>, i64)>().fetch_all(c).await
+            })?;
+            for (user, at, code) in rows {
+                pages_of.entry(user).or_default().push((at, code));
+            }
+        }
+
+        let mut schedules = Vec::with_capacity(finals.len());
+        let mut on_call: HashMap<i64, Vec<(DateTime<Utc>, DateTime<Utc>)>> = HashMap::new();
+        for (s, shifts) in finals {
+            let mut participants: Vec<ParticipantLoad> = shifts
+                .into_iter()
+                .map(|(user, list)| {
+                    let seconds = list.iter().map(|(a, b)| (*b - *a).num_seconds()).sum();
+                    let pages = pages_of
+                        .get(&user)
+                        .map(|p| pages_within(p, &list))
+                        .unwrap_or_default();
+                    on_call.entry(user).or_default().extend(list);
+                    ParticipantLoad {
+                        user_id: user,
+                        name: name_of(user),
+                        on_call_seconds: seconds,
+                        pages,
+                    }
+                })
+                .collect();
+            participants.sort_by(|a, b| {
+                b.on_call_seconds
+                    .cmp(&a.on_call_seconds)
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+            schedules.push(ScheduleLoad {
+                schedule_id: s.id,
+                name: s.name.clone(),
+                team_id: s.team_id,
+                participants,
+            });
+        }
+
+        // Per person.
+        let mut people: BTreeMap<i64, PersonLoad> = BTreeMap::new();
+        let blank = |id: i64| PersonLoad {
+            user_id: id,
+            name: name_of(id),
+            time_zone: users.get(&id).map(|u| u.1.clone()).unwrap_or_default(),
+            on_call_seconds: 0,
+            pages: ClassCounts::default(),
+            commanded: 0,
+        };
+        for (user, class, n) in counted {
+            let code = match class.parse::<InterruptionClass>() {
+                Ok(c) => code_of(c),
+                Err(_) => continue,
+            };
+            people
+                .entry(user)
+                .or_insert_with(|| blank(user))
+                .pages
+                .add(code, n);
+        }
+        for (user, n) in commanded {
+            people.entry(user).or_insert_with(|| blank(user)).commanded = n;
+        }
+        for (user, mut intervals) in on_call {
+            let seconds = union_seconds(&mut intervals);
+            if seconds > 0 {
+                people.entry(user).or_insert_with(|| blank(user)).on_call_seconds = seconds;
+            }
+        }
+        let mut people: Vec<PersonLoad> = people.into_values().collect();
+        people.sort_by(|a, b| {
+            b.pages
+                .sleep
+                .cmp(&a.pages.sleep)
+                .then_with(|| b.pages.total().cmp(&a.pages.total()))
+                .then_with(|| b.on_call_seconds.cmp(&a.on_call_seconds))
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.user_id.cmp(&b.user_id))
+        });
+        Ok(OncallLoad { people, schedules })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +654,62 @@ mod tests {
         let mut out = Vec::new();
         decide(&pages, TimeZone::UTC, &mut out);
         assert_eq!(out, vec![(2, 3), (3, 1)]);
+    }
+
+    #[test]
+    fn pages_are_matched_to_shifts_half_open() {
+        let shifts = vec![
+            (t("2026-11-30T09:00:00Z"), t("2026-12-01T09:00:00Z")),
+            (t("2026-12-02T09:00:00Z"), t("2026-12-03T09:00:00Z")),
+        ];
+        let pages = vec![
+            (t("2026-11-30T08:59:59Z"), 0), // before
+            (t("2026-11-30T09:00:00Z"), 0), // first instant: in
+            (t("2026-12-01T03:00:00Z"), 2), // in
+            (t("2026-12-01T09:00:00Z"), 2), // end is exclusive: out
+            (t("2026-12-02T20:00:00Z"), 1), // second shift: in
+            (t("2026-12-04T20:00:00Z"), 1), // after
+        ];
+        let c = pages_within(&pages, &shifts);
+        assert_eq!((c.working, c.evening, c.sleep), (1, 1, 1));
+    }
+
+    #[test]
+    fn overlapping_shifts_count_once() {
+        let mut v = vec![
+            (t("2026-11-30T12:00:00Z"), t("2026-11-30T18:00:00Z")),
+            (t("2026-11-30T09:00:00Z"), t("2026-11-30T13:00:00Z")),
+            (t("2026-11-30T20:00:00Z"), t("2026-11-30T21:00:00Z")),
+        ];
+        // 09:00-18:00 (9 h) and 20:00-21:00 (1 h).
+        assert_eq!(union_seconds(&mut v), 10 * 3600);
+    }
+
+    #[test]
+    fn spread_and_overload() {
+        let p = |id, hours: i64, sleep| ParticipantLoad {
+            user_id: id,
+            name: format!("P{id}"),
+            on_call_seconds: hours * 3600,
+            pages: ClassCounts {
+                working: 0,
+                evening: 0,
+                sleep,
+            },
+        };
+        let s = ScheduleLoad {
+            schedule_id: 1,
+            name: "S".into(),
+            team_id: 1,
+            participants: vec![p(1, 48, 6), p(2, 24, 1), p(3, 24, 2)],
+        };
+        // Hours: mean 32, 48 = 1.5 x 32 is not above; sleep: mean 3, 6 > 4.5.
+        let h = s.hours_spread().unwrap();
+        assert_eq!((h.min, h.max, h.mean), (24.0, 48.0, 32.0));
+        assert_eq!(h.ratio(), Some(2.0));
+        assert_eq!(s.overload(&s.participants[0]), vec!["sleep pages"]);
+        assert!(s.overload(&s.participants[1]).is_empty());
+        assert_eq!(s.total_sleep(), 9);
+        assert_eq!(s.total_seconds(), 96 * 3600);
     }
 }
