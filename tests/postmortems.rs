@@ -375,3 +375,105 @@ async fn responders_start_a_postmortem_for_any_incident_once() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
+
+#[tokio::test]
+async fn preview_renders_sanitized_markdown_keeps_every_field_and_saves_nothing() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.user("ida@example.com", Role::Responder, "ida's long password")
+            .await;
+        let b = app.browser();
+        app.sign_in(&b, "ida@example.com", "ida's long password")
+            .await;
+        post_form(
+            &app,
+            &b,
+            "/incidents",
+            &[("title", "Reranker timeouts"), ("severity", "SEV2")],
+        )
+        .await;
+        post_form(&app, &b, "/incidents/1/resolve", &[]).await;
+        let id = app
+            .store
+            .postmortems(&PostmortemFilter::default(), 10, None)
+            .await
+            .unwrap()
+            .items[0]
+            .id;
+        let before = app.store.postmortem(id).await.unwrap();
+        let (_, form) = text(&b, app.url(&format!("/postmortems/{id}/edit"))).await;
+        assert!(
+            form.contains("name=\"action\" value=\"preview\""),
+            "the form has a Preview button"
+        );
+        assert!(
+            !form.contains("class=\"pm-preview"),
+            "no preview before asking"
+        );
+
+        let version = before.version.to_string();
+        let fields = [
+            ("version", version.as_str()),
+            ("title", "Reranker timeouts, previewed"),
+            ("summary", EVIL),
+            ("lessons", "- one\n- two"),
+            ("new_at", "2026-01-01 00:05"),
+            ("new_text", "Typed but not saved"),
+            ("action", "preview"),
+        ];
+        let r = post_form(&app, &b, &format!("/postmortems/{id}/edit"), &fields).await;
+        assert_eq!(r.status(), StatusCode::OK, "{backend:?}");
+        let html = r.text().await.unwrap();
+        // Rendered beside the fields, inert.
+        let summary = &html[html
+            .find("id=\"preview-summary\"")
+            .expect("a preview of the summary")..];
+        let summary = &summary[..summary.find("</div>").unwrap()];
+        assert!(summary.contains("<strong>fell over</strong>"), "{summary}");
+        assert!(
+            html.contains("id=\"preview-lessons\"") && html.contains("<li>two</li>"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("id=\"preview-root_cause\""),
+            "empty sections get no preview"
+        );
+        assert!(!html.contains("<script>alert"), "no script");
+        assert!(!summary.contains("onerror"), "no handlers: {summary}");
+        assert!(!summary.contains("javascript:"), "no javascript: links");
+        // Everything typed comes back, with the version the editor started from.
+        assert!(
+            html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+                || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "the typed text, escaped, in its textarea: {html}"
+        );
+        assert!(html.contains("value=\"Reranker timeouts, previewed\""));
+        assert!(html.contains("value=\"Typed but not saved\""));
+        assert!(html.contains("value=\"2026-01-01 00:05\""));
+        assert!(html.contains(&format!("name=\"version\" value=\"{version}\"")));
+        assert!(html.contains("nothing is saved yet"));
+        // Nothing was saved.
+        let after = app.store.postmortem(id).await.unwrap();
+        assert_eq!(after, before, "{backend:?}");
+        let detail = app.store.postmortem_detail(id).await.unwrap();
+        assert!(detail.history.iter().all(|h| h.action != "edited"));
+
+        // Saving the same form afterwards stores it (the version was kept).
+        let save: Vec<(&str, &str)> = fields
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "action")
+            .collect();
+        let r = post_form(&app, &b, &format!("/postmortems/{id}/edit"), &save).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let saved = app.store.postmortem(id).await.unwrap();
+        assert_eq!(saved.version, before.version + 1);
+        assert_eq!(saved.sections.summary, EVIL);
+        assert!(
+            saved
+                .timeline
+                .iter()
+                .any(|e| e.text == "Typed but not saved")
+        );
+    }
+}

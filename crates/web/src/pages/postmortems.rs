@@ -517,12 +517,35 @@ struct EditPage {
     incident_number: i64,
     version: i64,
     title: String,
-    sections: Vec<(&'static str, &'static str, String)>,
+    sections: Vec<EditSection>,
     timeline: Vec<EditEntry>,
     new_at: String,
     new_text: String,
     errors: FieldErrors,
     conflict: Option<String>,
+    /// The form came back from "Preview": nothing was saved.
+    previewing: bool,
+}
+
+/// One section of the edit form: its key (the field name), heading, text as typed and, after
+/// "Preview", its rendered and sanitized HTML (`None` when empty or not previewing).
+struct EditSection {
+    key: &'static str,
+    label: &'static str,
+    text: String,
+    preview: Option<String>,
+}
+
+impl EditSection {
+    fn new(key: &'static str, label: &'static str, text: String, preview: bool) -> Self {
+        let preview = (preview && !text.trim().is_empty()).then(|| markdown::render(&text));
+        EditSection {
+            key,
+            label,
+            text,
+            preview,
+        }
+    }
 }
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -557,7 +580,7 @@ pub async fn edit_form(
         title: p.title.clone(),
         sections: SECTIONS
             .iter()
-            .map(|(k, l)| (*k, *l, p.sections.get(k).to_owned()))
+            .map(|(k, l)| EditSection::new(k, l, p.sections.get(k).to_owned(), false))
             .collect(),
         timeline: p
             .timeline
@@ -573,6 +596,7 @@ pub async fn edit_form(
         new_text: String::new(),
         errors: FieldErrors::default(),
         conflict: None,
+        previewing: false,
         shell,
     };
     Ok(render_with_status(StatusCode::OK, &page))
@@ -603,6 +627,9 @@ pub async fn edit(
             .collect::<Vec<_>>()
     };
     let mut errors = FieldErrors::default();
+    // "Preview" re-renders the form with what was typed and each section rendered; it saves
+    // nothing, so the version stays the one the editor started from.
+    let previewing = one("action") == "preview";
     let title = one("title");
     if title.trim().is_empty() {
         errors.add("title", "Title is required");
@@ -622,7 +649,7 @@ pub async fn edit(
                 format!("{label} must be at most {MAX_TEXT} characters"),
             );
         }
-        shown_sections.push((*key, *label, text.clone()));
+        shown_sections.push(EditSection::new(key, label, text.clone(), previewing));
         sections.set(key, text);
     }
     let (ats, texts, keeps) = (many("tl_at"), many("tl_text"), many("tl_keep"));
@@ -674,8 +701,12 @@ pub async fn edit(
         );
     }
     let mut conflict = None;
-    let mut status = StatusCode::UNPROCESSABLE_ENTITY;
-    if let (Some(version), true) = (version, errors.is_empty()) {
+    let mut status = if previewing {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    if let (Some(version), true, false) = (version, errors.is_empty(), previewing) {
         let edit = PostmortemEdit {
             title: title.trim().to_owned(),
             sections,
@@ -721,6 +752,7 @@ pub async fn edit(
         new_text,
         errors,
         conflict,
+        previewing,
         shell,
     };
     Ok(render_with_status(status, &page))
