@@ -333,206 +333,39 @@ impl Store {
     ) -> Result<Vec<Outcome>> {
         let now = self.now();
         let mut tx = self.db().begin().await?;
-        let (service_name, grouping, auto_resolve, severity_map): (String, i64, bool, String) = tx!(&mut tx, c => sqlx::query_as(
-            "SELECT name, grouping_window_minutes, auto_resolve, severity_map FROM services WHERE id = $1")
-            .bind(integration.service_id)
-            .fetch_one(c)
-            .await)?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for e in events {
-            let open: Option<(i64, Option<i64>, String)> = tx!(&mut tx, c => sqlx::query_as(
-                "SELECT id, incident_id, status FROM alerts WHERE integration_id = $1 AND dedup_key = $2 AND status <> 'resolved'")
-                .bind(integration.id)
-                .bind(&e.dedup_key)
-                .fetch_optional(c)
-                .await)?;
-            let outcome = match (e.action, open) {
-                ("trigger", Some((alert_id, incident_id, _))) => {
-                    tx!(&mut tx, c => sqlx::query(
-                        "UPDATE alerts SET count = count + 1, last_seen_at = $2, payload = $3,
-                            summary = COALESCE($4, summary), severity = COALESCE($5, severity), source = COALESCE($6, source)
-                         WHERE id = $1")
-                        .bind(alert_id)
-                        .bind(now)
-                        .bind(&e.payload)
-                        .bind(e.summary.as_deref())
-                        .bind(e.severity)
-                        .bind(e.source.as_deref())
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected()))?;
-                    let number = match incident_id {
-                        Some(id) => incident_number(&mut tx, id).await?,
-                        None => None,
-                    };
-                    (Some(alert_id), number, "updated")
-                }
-                ("trigger", None) => {
-                    let summary = e.summary.clone().unwrap_or_else(|| e.dedup_key.clone());
-                    let severity = e.severity.unwrap_or("error");
-                    // Join the service's open incident for this key, or its latest open one
-                    // within the grouping window; otherwise open a new incident.
-                    let same_key: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
-                        "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
-                         WHERE a.service_id = $1 AND a.dedup_key = $2 AND i.status <> 'resolved' ORDER BY a.id DESC LIMIT 1")
-                        .bind(integration.service_id)
-                        .bind(&e.dedup_key)
-                        .fetch_optional(c)
-                        .await)?;
-                    let mut join = same_key.map(|r| r.0);
-                    if join.is_none() && grouping > 0 {
-                        let since = now - TimeDelta::minutes(grouping);
-                        let recent: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
-                            "SELECT i.id FROM incidents i JOIN incident_services s ON s.incident_id = i.id
-                             WHERE s.service_id = $1 AND i.status <> 'resolved' AND i.triggered_at >= $2
-                             ORDER BY i.triggered_at DESC LIMIT 1")
-                            .bind(integration.service_id)
-                            .bind(since)
-                            .fetch_optional(c)
-                            .await)?;
-                        join = recent.map(|r| r.0);
-                    }
-                    let (incident_id, number) = match join {
-                        Some(id) => {
-                            timeline(
-                                &mut tx,
-                                id,
-                                now,
-                                "alert",
-                                format!("Alert joined: {summary} (from {}).", integration.name),
-                            )
-                            .await?;
-                            let number = incident_number(&mut tx, id).await?;
-                            if let Some(n) = number {
-                                notify(&mut tx, n).await?;
-                            }
-                            (id, number)
-                        }
-                        None => {
-                            let incident = declare_in(
-                                &mut tx,
-                                &NewIncident {
-                                    title: summary.chars().take(200).collect(),
-                                    description: format!(
-                                        "Opened by the {} integration {} of {service_name}.",
-                                        integration.kind, integration.name
-                                    ),
-                                    description_html: String::new(),
-                                    severity: incident_severity(severity, &severity_map),
-                                    service_ids: vec![integration.service_id],
-                                    commander_id: None,
-                                },
-                                &system(),
-                                now,
-                            )
-                            .await?;
-                            timeline(
-                                &mut tx,
-                                incident.id,
-                                now,
-                                "alert",
-                                format!("Alert: {summary} (from {}).", integration.name),
-                            )
-                            .await?;
-                            (incident.id, Some(incident.number))
-                        }
-                    };
-                    let (alert_id,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
-                        "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
-                         VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id")
-                        .bind(integration.id)
-                        .bind(integration.service_id)
-                        .bind(&e.dedup_key)
-                        .bind(&summary)
-                        .bind(e.source.as_deref())
-                        .bind(severity)
-                        .bind(incident_id)
-                        .bind(&e.payload)
-                        .bind(now)
-                        .fetch_one(c)
-                        .await)?;
-                    (Some(alert_id), number, "opened")
-                }
-                ("acknowledge", Some((alert_id, incident_id, status))) => {
-                    if status == "triggered" {
-                        tx!(&mut tx, c => sqlx::query("UPDATE alerts SET status = 'acknowledged', last_seen_at = $2 WHERE id = $1")
-                            .bind(alert_id)
-                            .bind(now)
-                            .execute(c)
-                            .await
-                            .map(|r| r.rows_affected()))?;
-                    }
-                    let number = match incident_id {
-                        Some(id) => incident_number(&mut tx, id).await?,
-                        None => None,
-                    };
-                    (Some(alert_id), number, "acknowledged")
-                }
-                ("resolve", Some((alert_id, incident_id, _))) => {
-                    tx!(&mut tx, c => sqlx::query("UPDATE alerts SET status = 'resolved', resolved_at = $2, last_seen_at = $2 WHERE id = $1")
-                        .bind(alert_id)
-                        .bind(now)
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected()))?;
-                    let mut number = None;
-                    if let Some(id) = incident_id {
-                        number = incident_number(&mut tx, id).await?;
-                        let (open,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
-                            "SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status <> 'resolved'")
-                            .bind(id)
-                            .fetch_one(c)
-                            .await)?;
-                        if open == 0 && auto_resolve {
-                            let changed = tx!(&mut tx, c => sqlx::query(
-                                "UPDATE incidents SET status = 'resolved', resolved_at = $2, version = version + 1, updated_at = $2
-                                 WHERE id = $1 AND status <> 'resolved'")
-                                .bind(id)
-                                .bind(now)
-                                .execute(c)
-                                .await
-                                .map(|r| r.rows_affected()))?;
-                            if changed > 0 {
-                                let entry = NewEntry {
-                                    kind: "resolved",
-                                    body: "Resolved by monitoring: all of its alerts resolved"
-                                        .into(),
-                                    body_html: "",
-                                    phase: None,
-                                };
-                                add_entry(&mut tx, id, now, &system(), &entry).await?;
-                            }
-                        } else {
-                            timeline(&mut tx, id, now, "alert", "An alert resolved.".into())
-                                .await?;
-                        }
-                        if let Some(n) = number {
-                            notify(&mut tx, n).await?;
-                        }
-                    }
-                    (Some(alert_id), number, "resolved")
-                }
-                (_, _) => (None, None, "ignored"),
-            };
-            if let Some(alert_id) = outcome.0 {
-                tx!(&mut tx, c => sqlx::query("INSERT INTO alert_events (alert_id, at, action, payload) VALUES ($1, $2, $3, $4)")
-                    .bind(alert_id)
-                    .bind(now)
-                    .bind(e.action)
-                    .bind(&e.payload)
-                    .execute(c)
-                    .await
-                    .map(|r| r.rows_affected()))?;
-            }
-            outcomes.push(Outcome {
-                dedup_key: e.dedup_key.clone(),
-                alert_id: outcome.0,
-                incident_number: outcome.1,
-                effect: outcome.2,
-            });
-        }
+        let outcomes = ingest_in(&mut tx, integration, events, now).await?;
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// Applies several senders' requests in one transaction (group commit), each request
+    /// inside its own savepoint: a request that fails is rolled back alone and answered with
+    /// its error, the others commit together. When the commit itself fails, nothing of the
+    /// batch is stored and the whole call fails. On SQLite, where every write goes through one
+    /// connection, this turns a burst of events into one transaction instead of one each.
+    pub async fn ingest_batch(
+        &self,
+        requests: &[(Integration, Vec<Incoming>)],
+    ) -> Result<Vec<Result<Vec<Outcome>>>> {
+        let now = self.now();
+        let mut tx = self.db().begin().await?;
+        let mut results = Vec::with_capacity(requests.len());
+        for (integration, events) in requests {
+            execute(&mut tx, "SAVEPOINT ingest_request").await?;
+            match ingest_in(&mut tx, integration, events, now).await {
+                Ok(outcomes) => {
+                    execute(&mut tx, "RELEASE SAVEPOINT ingest_request").await?;
+                    results.push(Ok(outcomes));
+                }
+                Err(e) => {
+                    execute(&mut tx, "ROLLBACK TO SAVEPOINT ingest_request").await?;
+                    execute(&mut tx, "RELEASE SAVEPOINT ingest_request").await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(results)
     }
 
     /// Records a heartbeat check-in: resolves a missed-heartbeat alert (and so, by the
@@ -637,4 +470,216 @@ impl Store {
             .await)
         .map_err(Into::into)
     }
+}
+
+/// One request's events, in order, inside the caller's transaction.
+async fn ingest_in(
+    tx: &mut Tx,
+    integration: &Integration,
+    events: &[Incoming],
+    now: DateTime<Utc>,
+) -> Result<Vec<Outcome>> {
+    let (service_name, grouping, auto_resolve, severity_map): (String, i64, bool, String) = tx!(tx, c => sqlx::query_as(
+        "SELECT name, grouping_window_minutes, auto_resolve, severity_map FROM services WHERE id = $1")
+        .bind(integration.service_id)
+        .fetch_one(c)
+        .await)?;
+    let mut outcomes = Vec::with_capacity(events.len());
+    for e in events {
+        let open: Option<(i64, Option<i64>, String)> = tx!(tx, c => sqlx::query_as(
+            "SELECT id, incident_id, status FROM alerts WHERE integration_id = $1 AND dedup_key = $2 AND status <> 'resolved'")
+            .bind(integration.id)
+            .bind(&e.dedup_key)
+            .fetch_optional(c)
+            .await)?;
+        let outcome = match (e.action, open) {
+            ("trigger", Some((alert_id, incident_id, _))) => {
+                tx!(tx, c => sqlx::query(
+                    "UPDATE alerts SET count = count + 1, last_seen_at = $2, payload = $3,
+                        summary = COALESCE($4, summary), severity = COALESCE($5, severity), source = COALESCE($6, source)
+                     WHERE id = $1")
+                    .bind(alert_id)
+                    .bind(now)
+                    .bind(&e.payload)
+                    .bind(e.summary.as_deref())
+                    .bind(e.severity)
+                    .bind(e.source.as_deref())
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                let number = match incident_id {
+                    Some(id) => incident_number(tx, id).await?,
+                    None => None,
+                };
+                (Some(alert_id), number, "updated")
+            }
+            ("trigger", None) => {
+                let summary = e.summary.clone().unwrap_or_else(|| e.dedup_key.clone());
+                let severity = e.severity.unwrap_or("error");
+                // Join the service's open incident for this key, or its latest open one
+                // within the grouping window; otherwise open a new incident.
+                let same_key: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
+                    "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
+                     WHERE a.service_id = $1 AND a.dedup_key = $2 AND i.status <> 'resolved' ORDER BY a.id DESC LIMIT 1")
+                    .bind(integration.service_id)
+                    .bind(&e.dedup_key)
+                    .fetch_optional(c)
+                    .await)?;
+                let mut join = same_key.map(|r| r.0);
+                if join.is_none() && grouping > 0 {
+                    let since = now - TimeDelta::minutes(grouping);
+                    let recent: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
+                        "SELECT i.id FROM incidents i JOIN incident_services s ON s.incident_id = i.id
+                         WHERE s.service_id = $1 AND i.status <> 'resolved' AND i.triggered_at >= $2
+                         ORDER BY i.triggered_at DESC LIMIT 1")
+                        .bind(integration.service_id)
+                        .bind(since)
+                        .fetch_optional(c)
+                        .await)?;
+                    join = recent.map(|r| r.0);
+                }
+                let (incident_id, number) = match join {
+                    Some(id) => {
+                        timeline(
+                            tx,
+                            id,
+                            now,
+                            "alert",
+                            format!("Alert joined: {summary} (from {}).", integration.name),
+                        )
+                        .await?;
+                        let number = incident_number(tx, id).await?;
+                        if let Some(n) = number {
+                            notify(tx, n).await?;
+                        }
+                        (id, number)
+                    }
+                    None => {
+                        let incident = declare_in(
+                            tx,
+                            &NewIncident {
+                                title: summary.chars().take(200).collect(),
+                                description: format!(
+                                    "Opened by the {} integration {} of {service_name}.",
+                                    integration.kind, integration.name
+                                ),
+                                description_html: String::new(),
+                                severity: incident_severity(severity, &severity_map),
+                                service_ids: vec![integration.service_id],
+                                commander_id: None,
+                            },
+                            &system(),
+                            now,
+                        )
+                        .await?;
+                        timeline(
+                            tx,
+                            incident.id,
+                            now,
+                            "alert",
+                            format!("Alert: {summary} (from {}).", integration.name),
+                        )
+                        .await?;
+                        (incident.id, Some(incident.number))
+                    }
+                };
+                let (alert_id,): (i64,) = tx!(tx, c => sqlx::query_as(
+                    "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
+                     VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id")
+                    .bind(integration.id)
+                    .bind(integration.service_id)
+                    .bind(&e.dedup_key)
+                    .bind(&summary)
+                    .bind(e.source.as_deref())
+                    .bind(severity)
+                    .bind(incident_id)
+                    .bind(&e.payload)
+                    .bind(now)
+                    .fetch_one(c)
+                    .await)?;
+                (Some(alert_id), number, "opened")
+            }
+            ("acknowledge", Some((alert_id, incident_id, status))) => {
+                if status == "triggered" {
+                    tx!(tx, c => sqlx::query("UPDATE alerts SET status = 'acknowledged', last_seen_at = $2 WHERE id = $1")
+                        .bind(alert_id)
+                        .bind(now)
+                        .execute(c)
+                        .await
+                        .map(|r| r.rows_affected()))?;
+                }
+                let number = match incident_id {
+                    Some(id) => incident_number(tx, id).await?,
+                    None => None,
+                };
+                (Some(alert_id), number, "acknowledged")
+            }
+            ("resolve", Some((alert_id, incident_id, _))) => {
+                tx!(tx, c => sqlx::query("UPDATE alerts SET status = 'resolved', resolved_at = $2, last_seen_at = $2 WHERE id = $1")
+                    .bind(alert_id)
+                    .bind(now)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                let mut number = None;
+                if let Some(id) = incident_id {
+                    number = incident_number(tx, id).await?;
+                    let (open,): (i64,) = tx!(tx, c => sqlx::query_as(
+                        "SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status <> 'resolved'")
+                        .bind(id)
+                        .fetch_one(c)
+                        .await)?;
+                    if open == 0 && auto_resolve {
+                        let changed = tx!(tx, c => sqlx::query(
+                            "UPDATE incidents SET status = 'resolved', resolved_at = $2, version = version + 1, updated_at = $2
+                             WHERE id = $1 AND status <> 'resolved'")
+                            .bind(id)
+                            .bind(now)
+                            .execute(c)
+                            .await
+                            .map(|r| r.rows_affected()))?;
+                        if changed > 0 {
+                            let entry = NewEntry {
+                                kind: "resolved",
+                                body: "Resolved by monitoring: all of its alerts resolved".into(),
+                                body_html: "",
+                                phase: None,
+                            };
+                            add_entry(tx, id, now, &system(), &entry).await?;
+                        }
+                    } else {
+                        timeline(tx, id, now, "alert", "An alert resolved.".into()).await?;
+                    }
+                    if let Some(n) = number {
+                        notify(tx, n).await?;
+                    }
+                }
+                (Some(alert_id), number, "resolved")
+            }
+            (_, _) => (None, None, "ignored"),
+        };
+        if let Some(alert_id) = outcome.0 {
+            tx!(tx, c => sqlx::query("INSERT INTO alert_events (alert_id, at, action, payload) VALUES ($1, $2, $3, $4)")
+                .bind(alert_id)
+                .bind(now)
+                .bind(e.action)
+                .bind(&e.payload)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        outcomes.push(Outcome {
+            dedup_key: e.dedup_key.clone(),
+            alert_id: outcome.0,
+            incident_number: outcome.1,
+            effect: outcome.2,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Runs one statement without parameters (savepoints).
+async fn execute(tx: &mut Tx, sql: &'static str) -> Result<()> {
+    tx!(tx, c => sqlx::query(sql).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
 }

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use heliograph_ingest::{AlertEvent, InvalidEvent, MAX_PAYLOAD_BYTES};
-use heliograph_store::StoreError;
-use heliograph_store::alerts::{Incoming, Integration};
+use heliograph_store::alerts::{Incoming, Integration, Outcome};
+use heliograph_store::{Store, StoreError};
 use rand::Rng;
 use serde_json::json;
 
@@ -165,13 +165,97 @@ async fn find(state: &AppState, key: &str, kind: &str) -> Result<Integration, Re
     }
 }
 
+/// Group commit of alert events on SQLite, where every write goes through one connection:
+/// requests that arrive while a transaction is running wait in a queue, and the next
+/// transaction takes all of them (up to [`Batcher::MAX_BATCH`]), each in its own savepoint.
+/// Nothing waits for a batch to fill, so a lone event is stored as soon as the writer is free;
+/// under load, one commit answers many senders. Every request is still answered only after
+/// its events are committed. PostgreSQL runs requests side by side on its pool instead.
+pub struct Batcher {
+    queue: tokio::sync::mpsc::Sender<BatchRequest>,
+}
+
+type Outcomes = Result<Vec<Outcome>, StoreError>;
+
+struct BatchRequest {
+    integration: Integration,
+    events: Vec<Incoming>,
+    reply: tokio::sync::oneshot::Sender<Outcomes>,
+}
+
+impl Batcher {
+    /// The most requests one transaction takes.
+    pub const MAX_BATCH: usize = 128;
+
+    /// Starts the task that drains the queue; it ends when the last `Batcher` is dropped.
+    pub fn start(store: Store) -> Batcher {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<BatchRequest>(4 * Self::MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(Self::MAX_BATCH);
+            while rx.recv_many(&mut batch, Self::MAX_BATCH).await > 0 {
+                let (requests, replies): (Vec<_>, Vec<_>) = batch
+                    .drain(..)
+                    .map(|r| ((r.integration, r.events), r.reply))
+                    .unzip();
+                match store.ingest_batch(&requests).await {
+                    Ok(results) => {
+                        for (reply, result) in replies.into_iter().zip(results) {
+                            let _ = reply.send(result);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, requests = replies.len(), "storing a batch of alert events failed");
+                        for reply in replies {
+                            let _ = reply.send(Err(StoreError::Corrupt(
+                                "the batch's transaction failed".into(),
+                            )));
+                        }
+                    }
+                }
+            }
+        });
+        Batcher { queue }
+    }
+
+    async fn ingest(&self, integration: &Integration, events: &[Incoming]) -> Outcomes {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = BatchRequest {
+            integration: integration.clone(),
+            events: events.to_vec(),
+            reply,
+        };
+        if self.queue.send(request).await.is_err() {
+            return Err(StoreError::Corrupt(
+                "the ingestion queue has stopped".into(),
+            ));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Corrupt(
+                "the ingestion queue has stopped".into(),
+            ))
+        })
+    }
+}
+
+/// Stores events through the batcher (SQLite) or directly (PostgreSQL).
+async fn store_events(
+    state: &AppState,
+    integration: &Integration,
+    events: &[Incoming],
+) -> Outcomes {
+    match &state.ingest_batcher {
+        Some(batcher) => batcher.ingest(integration, events).await,
+        None => state.store.ingest(integration, events).await,
+    }
+}
+
 /// Applies events, retrying once when a concurrent event for the same key won a race.
 async fn apply(
     state: &AppState,
     integration: &Integration,
     events: &[Incoming],
-) -> Result<Vec<heliograph_store::alerts::Outcome>, Response> {
-    let mut result = state.store.ingest(integration, events).await;
+) -> Result<Vec<Outcome>, Response> {
+    let mut result = store_events(state, integration, events).await;
     if matches!(result, Err(StoreError::Conflict(_))) {
         result = state.store.ingest(integration, events).await;
     }

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 pub mod api;
 pub mod auth;
 mod csrf;
+pub mod demo;
 mod error;
 pub mod events;
 mod flash;
@@ -84,6 +85,8 @@ pub struct Inner {
     pub engine_stats: heliograph_engine::Stats,
     /// Per-integration rate limits of alert ingestion.
     pub ingest_limiter: ingest::Limiter,
+    /// Group commit of alert events (SQLite only; see [`ingest::Batcher`]).
+    pub ingest_batcher: Option<ingest::Batcher>,
 }
 
 impl Inner {
@@ -164,6 +167,8 @@ impl Application {
             engine_wake: engine.waker(),
             engine_stats: engine.stats(),
             ingest_limiter: ingest::Limiter::new(config.ingest_rate),
+            ingest_batcher: (store.db().backend() == heliograph_store::Backend::Sqlite)
+                .then(|| ingest::Batcher::start(store.clone())),
             secure_cookies: base_url.scheme() == "https",
             metrics: metrics::Metrics::new(&engine.stats()),
             events: events::Events::start(&store, shutdown_rx),
