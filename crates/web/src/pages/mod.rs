@@ -113,6 +113,7 @@ pub fn routes() -> Router<AppState> {
         .route("/act/{token}", get(act::show).post(act::act))
         .route("/oncall", get(oncall::get))
         .route("/insights", get(insights::get))
+        .route("/insights/{file}", get(insights::csv))
         .route("/schedules", get(schedules::list).post(schedules::create))
         .route("/schedules/new", get(schedules::new_form))
         .route(

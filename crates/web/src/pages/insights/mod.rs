@@ -5,15 +5,21 @@
 //! local dates) in the viewer's zone, plus optional team, service and severity. Bad values are
 //! messages beside the field and a 400, never an extractor rejection or a 500.
 
+mod charts;
+
+
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use heliograph_domain::Severity;
 use heliograph_domain::working_hours::resolve_local;
-use heliograph_store::insights::{Bucket, Scope};
+use heliograph_store::insights::{
+    ActionItemFact, Bucket, PostmortemFact, PostmortemOutcome, Report, Scope, Stat, Window,
+};
+use heliograph_store::services::Service;
 use serde::Deserialize;
 
 use crate::auth::{Auth, Viewer};
@@ -94,7 +100,11 @@ fn dates_label(first: NaiveDate, last: NaiveDate) -> String {
     } else if first.year() == last.year() {
         format!("{} – {}", first.format("%-d %b"), last.format("%-d %b %Y"))
     } else {
-        format!("{} – {}", first.format("%-d %b %Y"), last.format("%-d %b %Y"))
+        format!(
+            "{} – {}",
+            first.format("%-d %b %Y"),
+            last.format("%-d %b %Y")
+        )
     }
 }
 
@@ -324,7 +334,10 @@ pub(crate) async fn filter_bar(
     let filters = match resolve_filters(q, zone, now) {
         Ok(f) => {
             if let Some(t) = f.scope.team_id.filter(|t| !teams.iter().any(|x| x.0 == *t)) {
-                errors.add("team", format!("There is no team {t}; choose one from the list"));
+                errors.add(
+                    "team",
+                    format!("There is no team {t}; choose one from the list"),
+                );
             }
             if let Some(s) = f
                 .scope
@@ -359,18 +372,20 @@ pub(crate) async fn filter_bar(
     }
     let query_string = match &filters {
         Some(f) => f.query_string.clone(),
-        None => serde_urlencoded::to_string([
-            ("range", value(&q.range)),
-            ("quarter", value(&q.quarter)),
-            ("from", value(&q.from)),
-            ("to", value(&q.to)),
-            ("team", value(&q.team)),
-            ("service", value(&q.service)),
-            ("severity", value(&q.severity)),
-        ]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .collect::<Vec<_>>())
+        None => serde_urlencoded::to_string(
+            [
+                ("range", value(&q.range)),
+                ("quarter", value(&q.quarter)),
+                ("from", value(&q.from)),
+                ("to", value(&q.to)),
+                ("team", value(&q.team)),
+                ("service", value(&q.service)),
+                ("severity", value(&q.severity)),
+            ]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect::<Vec<_>>(),
+        )
         .unwrap_or_default(),
     };
     let bar = FilterBar {
@@ -391,7 +406,10 @@ pub(crate) async fn filter_bar(
         quarters,
         severities: Severity::ALL,
         query_string,
-        label: filters.as_ref().map(|f| f.label.clone()).unwrap_or_default(),
+        label: filters
+            .as_ref()
+            .map(|f| f.label.clone())
+            .unwrap_or_default(),
     };
     Ok((bar, filters))
 }
@@ -401,11 +419,412 @@ pub(crate) fn viewer_zone(auth: &crate::auth::CurrentUser) -> Tz {
     auth.user.time_zone.tz()
 }
 
+impl Filters {
+    /// The local calendar of the report.
+    pub(crate) fn window(&self) -> Window {
+        Window {
+            zone: self.zone,
+            bucket: self.bucket,
+            first_day: self.first_day,
+            last_day: self.last_day,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- formatting
+
+/// Seconds as minutes with one decimal, for CSV (empty when there is no value).
+fn csv_minutes(secs: Option<i64>) -> String {
+    secs.map(|s| format!("{:.1}", s as f64 / 60.0))
+        .unwrap_or_default()
+}
+
+/// Seconds in words for the page: "45 s", "6 min", "2 h 05 min", "3 d 4 h"; a dash for none.
+pub(crate) fn human(secs: Option<i64>) -> String {
+    let Some(s) = secs else {
+        return "—".to_owned();
+    };
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        let m = s as f64 / 60.0;
+        if m < 10.0 {
+            format!("{m:.1} min")
+        } else {
+            format!("{} min", s / 60)
+        }
+    } else if s < 86_400 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{} d {} h", s / 86_400, (s % 86_400) / 3600)
+    }
+}
+
+fn pct(a: &heliograph_store::insights::Attainment) -> String {
+    a.percent().map(|p| format!("{p:.1}")).unwrap_or_default()
+}
+
+/// An attainment in words: "3 of 4 (75.0%)", or a dash.
+fn attainment_words(a: &heliograph_store::insights::Attainment) -> String {
+    match a.percent() {
+        Some(p) => format!("{} of {} ({p:.1}%)", a.met, a.total()),
+        None => "—".to_owned(),
+    }
+}
+
+/// The label of a bucket on charts and in tables.
+fn bucket_label(bucket: Bucket, start: NaiveDate) -> String {
+    match bucket {
+        Bucket::Day => start.format("%-d %b").to_string(),
+        Bucket::Week => format!("wk {}", start.format("%-d %b")),
+    }
+}
+
+// ---------------------------------------------------------------- CSV
+
+/// A CSV document built row by row (RFC 4180 quoting; text that a spreadsheet would run as a
+/// formula is prefixed with an apostrophe).
+#[derive(Default)]
+struct Csv(String);
+
+impl Csv {
+    fn row<I, S>(&mut self, cells: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut first = true;
+        for cell in cells {
+            if !first {
+                self.0.push(',');
+            }
+            first = false;
+            let cell = cell.as_ref();
+            let guarded;
+            let cell = if cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+                && cell.parse::<f64>().is_err()
+            {
+                guarded = format!("'{cell}");
+                guarded.as_str()
+            } else {
+                cell
+            };
+            if cell.contains([',', '"', '\n', '\r']) || cell.starts_with(' ') || cell.ends_with(' ')
+            {
+                self.0.push('"');
+                self.0.push_str(&cell.replace('"', "\"\""));
+                self.0.push('"');
+            } else {
+                self.0.push_str(cell);
+            }
+        }
+        self.0.push_str("\r\n");
+    }
+
+    fn response(self, name: &str) -> Response {
+        (
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    "text/csv; charset=utf-8".to_owned(),
+                ),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"heliograph-{name}\""),
+                ),
+            ],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+fn utc(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn severity_csv(report: &Report) -> Csv {
+    let mut csv = Csv::default();
+    csv.row(["bucket_start", "SEV1", "SEV2", "SEV3", "SEV4", "total"]);
+    for b in &report.buckets {
+        let mut row = vec![b.start.to_string()];
+        row.extend(b.counts.iter().map(u64::to_string));
+        row.push(b.total().to_string());
+        csv.row(row);
+    }
+    csv
+}
+
+fn response_times_csv(report: &Report) -> Csv {
+    let mut csv = Csv::default();
+    csv.row([
+        "bucket_start",
+        "incidents",
+        "acknowledged",
+        "mtta_median_minutes",
+        "mtta_p90_minutes",
+        "resolved",
+        "mttr_median_minutes",
+        "mttr_p90_minutes",
+    ]);
+    for b in &report.buckets {
+        csv.row([
+            b.start.to_string(),
+            b.total().to_string(),
+            b.mtta.n.to_string(),
+            csv_minutes(b.mtta.median),
+            csv_minutes(b.mtta.p90),
+            b.mttr.n.to_string(),
+            csv_minutes(b.mttr.median),
+            csv_minutes(b.mttr.p90),
+        ]);
+    }
+    csv
+}
+
+fn services_csv(report: &Report) -> Csv {
+    let mut csv = Csv::default();
+    let mut head: Vec<String> = [
+        "service_id",
+        "service",
+        "incidents",
+        "SEV1",
+        "SEV2",
+        "SEV3",
+        "SEV4",
+        "mtta_median_minutes",
+        "mtta_p90_minutes",
+        "mttr_median_minutes",
+        "mttr_p90_minutes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for s in Severity::ALL {
+        for kind in ["ack", "resolve"] {
+            for part in ["met", "missed", "attainment_pct"] {
+                head.push(format!("{}_{kind}_{part}", s.as_str().to_lowercase()));
+            }
+        }
+    }
+    csv.row(head);
+    for s in &report.services {
+        let mut row = vec![
+            s.service_id.to_string(),
+            s.name.clone(),
+            s.incidents.to_string(),
+        ];
+        row.extend(s.counts.iter().map(u64::to_string));
+        row.extend([
+            csv_minutes(s.mtta.median),
+            csv_minutes(s.mtta.p90),
+            csv_minutes(s.mttr.median),
+            csv_minutes(s.mttr.p90),
+        ]);
+        for (ack, res) in &s.attainment {
+            for a in [ack, res] {
+                row.extend([a.met.to_string(), a.missed.to_string(), pct(a)]);
+            }
+        }
+        csv.row(row);
+    }
+    csv
+}
+
+fn breaches_csv(report: &Report) -> Csv {
+    let mut csv = Csv::default();
+    csv.row([
+        "incident",
+        "service",
+        "severity",
+        "target",
+        "target_minutes",
+        "took_minutes",
+        "triggered_at",
+    ]);
+    for b in &report.breaches {
+        csv.row([
+            b.number.to_string(),
+            b.service.clone(),
+            b.severity.as_str().to_owned(),
+            b.kind.to_owned(),
+            b.target_minutes.to_string(),
+            csv_minutes(b.took),
+            utc(&b.triggered_at),
+        ]);
+    }
+    csv
+}
+
+fn postmortems_csv(list: &[PostmortemFact], now: DateTime<Utc>) -> Csv {
+    let mut csv = Csv::default();
+    csv.row([
+        "incident",
+        "title",
+        "severity",
+        "resolved_at",
+        "due_at",
+        "postmortem_id",
+        "status",
+        "published_at",
+        "outcome",
+    ]);
+    for p in list {
+        csv.row([
+            p.number.to_string(),
+            p.title.clone(),
+            p.severity.clone(),
+            utc(&p.resolved_at),
+            utc(&p.due()),
+            p.postmortem_id.map(|i| i.to_string()).unwrap_or_default(),
+            p.status.clone().unwrap_or_else(|| "none".into()),
+            p.published_at.as_ref().map(utc).unwrap_or_default(),
+            p.outcome(now).as_str().to_owned(),
+        ]);
+    }
+    csv
+}
+
+fn action_items_csv(list: &[ActionItemFact], today: NaiveDate) -> Csv {
+    let mut csv = Csv::default();
+    csv.row([
+        "id",
+        "title",
+        "incident",
+        "postmortem_id",
+        "owner",
+        "status",
+        "priority",
+        "due_date",
+        "overdue",
+    ]);
+    for a in list {
+        csv.row([
+            a.id.to_string(),
+            a.title.clone(),
+            a.number.to_string(),
+            a.postmortem_id.to_string(),
+            a.owner_name.clone().unwrap_or_default(),
+            a.status.clone(),
+            a.priority.clone(),
+            a.due_date.clone().unwrap_or_default(),
+            if a.is_overdue(today) { "yes" } else { "no" }.to_owned(),
+        ]);
+    }
+    csv
+}
+
+// ---------------------------------------------------------------- the page
+
+/// One row of a bucket table.
+struct BucketView {
+    label: String,
+    start: String,
+    counts: [u64; 4],
+    total: u64,
+    mtta: Stat,
+    mttr: Stat,
+}
+
+/// One row of the services table.
+struct ServiceView {
+    id: i64,
+    name: String,
+    incidents: u64,
+    counts: [u64; 4],
+    mtta_median: String,
+    mtta_p90: String,
+    mttr_median: String,
+    mttr_p90: String,
+    /// (severity, acknowledge words, resolve words) for severities with a target.
+    targets: Vec<(&'static str, String, String)>,
+    missed: u64,
+}
+
+struct PostmortemView {
+    number: i64,
+    title: String,
+    severity: String,
+    due: String,
+    postmortem_id: Option<i64>,
+    status: String,
+}
+
+struct ItemView {
+    title: String,
+    number: i64,
+    postmortem_id: i64,
+    owner: String,
+    due: String,
+    status: String,
+}
+
 #[derive(Template)]
 #[template(path = "insights/index.html")]
 struct InsightsPage {
     shell: Shell,
     bar: FilterBar,
+    /// Empty when the filters were refused.
+    ready: bool,
+    zone: String,
+    bucket_word: &'static str,
+    total: u64,
+    counts: [u64; 4],
+    mtta: Stat,
+    mttr: Stat,
+    mtta_median: String,
+    mtta_p90: String,
+    mttr_median: String,
+    mttr_p90: String,
+    buckets: Vec<BucketView>,
+    severity_chart: String,
+    mtta_chart: String,
+    mttr_chart: String,
+    slow_chart: String,
+    services: Vec<ServiceView>,
+    breaches_total: usize,
+    breaches: Vec<(i64, String)>,
+    pm_needed: usize,
+    pm_on_time: usize,
+    pm_late: usize,
+    pm_overdue: usize,
+    pm_pending: usize,
+    pm_list: Vec<PostmortemView>,
+    items_open: usize,
+    items_overdue: usize,
+    item_list: Vec<ItemView>,
+    csv_query: String,
+}
+
+impl BucketView {
+    fn time(&self, which: &str) -> String {
+        human(match which {
+            "mtta_median" => self.mtta.median,
+            "mtta_p90" => self.mtta.p90,
+            "mttr_median" => self.mttr.median,
+            _ => self.mttr.p90,
+        })
+    }
+}
+
+/// Colours of the severities on charts (SEV1..SEV4), distinguishable in greyscale too.
+const SEV_COLORS: [&str; 4] = ["#991b1b", "#ea580c", "#ca8a04", "#64748b"];
+
+async fn report(
+    state: &AppState,
+    filters: &Filters,
+    now: DateTime<Utc>,
+) -> Result<(Report, Vec<Service>), AppError> {
+    let services = state.store.services().await?;
+    let facts = state.store.insight_incidents(&filters.scope).await?;
+    let report = heliograph_store::insights::compute(
+        &facts,
+        &services,
+        &filters.scope,
+        &filters.window(),
+        now,
+    );
+    Ok((report, services))
 }
 
 /// `GET /insights`: incident metrics for the filters.
@@ -419,10 +838,339 @@ pub async fn get(
     let zone = viewer_zone(&auth);
     let now = state.store.now();
     let (bar, filters) = filter_bar(&state, "/insights", &q, zone, now).await?;
-    let status = if filters.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
+    let Some(filters) = filters else {
+        let page = empty_page(shell, bar, zone);
+        return Ok(render_with_status(StatusCode::BAD_REQUEST, &page));
     };
-    Ok(render_with_status(status, &InsightsPage { shell, bar }))
+    let (report, _) = report(&state, &filters, now).await?;
+    let postmortems = state.store.insight_postmortems(&filters.scope).await?;
+    let items = state.store.insight_action_items(&filters.scope).await?;
+    let today = now.with_timezone(&zone).date_naive();
+
+    let labels: Vec<String> = report
+        .buckets
+        .iter()
+        .map(|b| bucket_label(filters.bucket, b.start))
+        .collect();
+    let (bucket_word, x_title) = match filters.bucket {
+        Bucket::Day => ("Day", format!("Day ({})", zone.name())),
+        Bucket::Week => ("Week from", format!("Week from Monday ({})", zone.name())),
+    };
+    let severity_chart = charts::stacked_bars(
+        "Incidents by severity",
+        &format!(
+            "{} incidents in {}, stacked by severity per {}",
+            report.total,
+            filters.label,
+            bucket_word.to_lowercase()
+        ),
+        &labels,
+        &x_title,
+        "Incidents",
+        &Severity::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, s)| charts::Series {
+                name: s.as_str().to_owned(),
+                color: SEV_COLORS[k],
+                values: report
+                    .buckets
+                    .iter()
+                    .map(|b| Some(b.counts[k] as f64))
+                    .collect(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let minutes = |s: Option<i64>| s.map(|s| s as f64 / 60.0);
+    let trend = |title: &str, pick: fn(&heliograph_store::insights::BucketRow) -> Stat| {
+        charts::lines(
+            title,
+            &format!(
+                "{title} per {}, median and p90, in minutes",
+                bucket_word.to_lowercase()
+            ),
+            &labels,
+            &x_title,
+            "Minutes",
+            &[
+                charts::Series {
+                    name: "median".into(),
+                    color: "#2563eb",
+                    values: report
+                        .buckets
+                        .iter()
+                        .map(|b| minutes(pick(b).median))
+                        .collect(),
+                },
+                charts::Series {
+                    name: "p90".into(),
+                    color: "#db2777",
+                    values: report
+                        .buckets
+                        .iter()
+                        .map(|b| minutes(pick(b).p90))
+                        .collect(),
+                },
+            ],
+        )
+    };
+    let mtta_chart = trend("Time to acknowledge (MTTA)", |b| b.mtta);
+    let mttr_chart = trend("Time to resolve (MTTR)", |b| b.mttr);
+    let slow: Vec<(String, f64)> = report
+        .services
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.mttr.median? as f64 / 60.0)))
+        .take(10)
+        .collect();
+    let slow_chart = if slow.is_empty() {
+        String::new()
+    } else {
+        charts::hbars(
+            "Slowest services",
+            "The ten services with the longest median time to resolve, in minutes",
+            "Median time to resolve (minutes)",
+            &slow,
+        )
+    };
+    let services_view = report
+        .services
+        .iter()
+        .map(|s| ServiceView {
+            id: s.service_id,
+            name: s.name.clone(),
+            incidents: s.incidents,
+            counts: s.counts,
+            mtta_median: human(s.mtta.median),
+            mtta_p90: human(s.mtta.p90),
+            mttr_median: human(s.mttr.median),
+            mttr_p90: human(s.mttr.p90),
+            targets: Severity::ALL
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| s.has_target[*k])
+                .map(|(k, sev)| {
+                    (
+                        sev.as_str(),
+                        attainment_words(&s.attainment[k].0),
+                        attainment_words(&s.attainment[k].1),
+                    )
+                })
+                .collect(),
+            missed: s.attainment.iter().map(|(a, r)| a.missed + r.missed).sum(),
+        })
+        .collect();
+    let breaches = report
+        .breaches
+        .iter()
+        .take(20)
+        .map(|b| {
+            (
+                b.number,
+                format!(
+                    "{} · {} · {}: {} (target {} min), triggered {}",
+                    b.service,
+                    b.severity,
+                    if b.kind == "acknowledge" {
+                        "acknowledge"
+                    } else {
+                        "resolve"
+                    },
+                    match b.took {
+                        Some(t) => format!("took {}", human(Some(t))),
+                        None => format!(
+                            "not yet {}d",
+                            if b.kind == "acknowledge" {
+                                "acknowledge"
+                            } else {
+                                "resolve"
+                            }
+                        ),
+                    },
+                    b.target_minutes,
+                    shell.time(&b.triggered_at)
+                ),
+            )
+        })
+        .collect();
+    let outcomes: Vec<PostmortemOutcome> = postmortems.iter().map(|p| p.outcome(now)).collect();
+    let count = |o: PostmortemOutcome| outcomes.iter().filter(|x| **x == o).count();
+    let pm_list = postmortems
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, PostmortemOutcome::Overdue | PostmortemOutcome::Pending))
+        .take(20)
+        .map(|(p, o)| PostmortemView {
+            number: p.number,
+            title: p.title.clone(),
+            severity: p.severity.clone(),
+            due: shell.time(&p.due()),
+            postmortem_id: p.postmortem_id,
+            status: format!(
+                "{}{}",
+                p.status.clone().unwrap_or_else(|| "not started".into()),
+                if *o == PostmortemOutcome::Overdue {
+                    " · overdue"
+                } else {
+                    ""
+                }
+            ),
+        })
+        .collect();
+    let overdue: Vec<&ActionItemFact> = items.iter().filter(|a| a.is_overdue(today)).collect();
+    let item_list = overdue
+        .iter()
+        .take(20)
+        .map(|a| ItemView {
+            title: a.title.clone(),
+            number: a.number,
+            postmortem_id: a.postmortem_id,
+            owner: a.owner_name.clone().unwrap_or_else(|| "nobody".into()),
+            due: a.due_date.clone().unwrap_or_default(),
+            status: a.status.replace('_', " "),
+        })
+        .collect();
+    let page = InsightsPage {
+        ready: true,
+        zone: zone.name().to_owned(),
+        bucket_word,
+        total: report.total,
+        counts: report.counts,
+        mtta: report.mtta,
+        mttr: report.mttr,
+        mtta_median: human(report.mtta.median),
+        mtta_p90: human(report.mtta.p90),
+        mttr_median: human(report.mttr.median),
+        mttr_p90: human(report.mttr.p90),
+        buckets: report
+            .buckets
+            .iter()
+            .zip(&labels)
+            .map(|(b, l)| BucketView {
+                label: l.clone(),
+                start: b.start.to_string(),
+                counts: b.counts,
+                total: b.total(),
+                mtta: b.mtta,
+                mttr: b.mttr,
+            })
+            .collect(),
+        severity_chart,
+        mtta_chart,
+        mttr_chart,
+        slow_chart,
+        services: services_view,
+        breaches_total: report.breaches.len(),
+        breaches,
+        pm_needed: postmortems.len(),
+        pm_on_time: count(PostmortemOutcome::OnTime),
+        pm_late: count(PostmortemOutcome::Late),
+        pm_overdue: count(PostmortemOutcome::Overdue),
+        pm_pending: count(PostmortemOutcome::Pending),
+        pm_list,
+        items_open: items.len(),
+        items_overdue: overdue.len(),
+        item_list,
+        csv_query: filters.query_string.clone(),
+        shell,
+        bar,
+    };
+    Ok(render_with_status(StatusCode::OK, &page))
+}
+
+fn empty_page(shell: Shell, bar: FilterBar, zone: Tz) -> InsightsPage {
+    InsightsPage {
+        shell,
+        bar,
+        ready: false,
+        zone: zone.name().to_owned(),
+        bucket_word: "Day",
+        total: 0,
+        counts: [0; 4],
+        mtta: Stat::default(),
+        mttr: Stat::default(),
+        mtta_median: String::new(),
+        mtta_p90: String::new(),
+        mttr_median: String::new(),
+        mttr_p90: String::new(),
+        buckets: Vec::new(),
+        severity_chart: String::new(),
+        mtta_chart: String::new(),
+        mttr_chart: String::new(),
+        slow_chart: String::new(),
+        services: Vec::new(),
+        breaches_total: 0,
+        breaches: Vec::new(),
+        pm_needed: 0,
+        pm_on_time: 0,
+        pm_late: 0,
+        pm_overdue: 0,
+        pm_pending: 0,
+        pm_list: Vec::new(),
+        items_open: 0,
+        items_overdue: 0,
+        item_list: Vec::new(),
+        csv_query: String::new(),
+    }
+}
+
+/// `GET /insights/{chart}.csv`: one chart's numbers for the same filters.
+pub async fn csv(
+    State(state): State<AppState>,
+    auth: Auth<Viewer>,
+    Path(file): Path<String>,
+    query: Result<Query<InsightsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
+    const FILES: [&str; 6] = [
+        "severity.csv",
+        "response-times.csv",
+        "services.csv",
+        "breaches.csv",
+        "postmortems.csv",
+        "action-items.csv",
+    ];
+    if !FILES.contains(&file.as_str()) {
+        return Err(AppError::NotFound);
+    }
+    let q = query.map(|q| q.0).unwrap_or_default();
+    let zone = viewer_zone(&auth);
+    let now = state.store.now();
+    let (bar, filters) = filter_bar(&state, "/insights", &q, zone, now).await?;
+    let Some(filters) = filters else {
+        let mut text = String::from("The filters could not be used:\n");
+        for field in [
+            "range", "quarter", "from", "to", "team", "service", "severity",
+        ] {
+            if let Some(m) = bar.errors.get(field) {
+                text.push_str(&format!("{field}: {m}\n"));
+            }
+        }
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response());
+    };
+    let csv = match file.as_str() {
+        "postmortems.csv" => {
+            postmortems_csv(&state.store.insight_postmortems(&filters.scope).await?, now)
+        }
+        "action-items.csv" => action_items_csv(
+            &state.store.insight_action_items(&filters.scope).await?,
+            now.with_timezone(&zone).date_naive(),
+        ),
+        other => {
+            let (report, _) = report(&state, &filters, now).await?;
+            match other {
+                "severity.csv" => severity_csv(&report),
+                "response-times.csv" => response_times_csv(&report),
+                "services.csv" => services_csv(&report),
+                _ => breaches_csv(&report),
+            }
+        }
+    };
+    Ok(csv.response(&file))
 }
