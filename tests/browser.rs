@@ -235,3 +235,186 @@ async fn declare_see_it_live_elsewhere_acknowledge_and_resolve() {
     let _ = std::fs::remove_dir_all(&profiles);
     app.stop().await;
 }
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Issue 8 in a real browser: a responder resolves a SEV1, which leaves a draft postmortem;
+/// they write its summary, save and submit it for review; the reviewer approves in a second
+/// browser; it is published; a viewer in a third browser finds and reads it, without an edit
+/// control.
+#[tokio::test]
+async fn write_review_publish_and_read_a_postmortem() {
+    let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+    let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver for the browser test"
+        );
+        eprintln!("SKIPPED: install Debian's chromium and chromium-driver to run the browser test");
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let sre = app
+        .user("sre@example.com", Role::Responder, "sre's long password")
+        .await;
+    let rev = app
+        .user("rev@example.com", Role::Responder, "rev's long password")
+        .await;
+    app.user("val@example.com", Role::Viewer, "val's long password")
+        .await;
+    app.store
+        .declare_incident(
+            &heliograph_store::incidents::NewIncident {
+                title: "Reranker returns empty results".into(),
+                description: String::new(),
+                description_html: String::new(),
+                severity: heliograph_domain::Severity::Sev1,
+                service_ids: vec![],
+                commander_id: Some(sre.id),
+            },
+            &heliograph_store::Audit::cli(),
+        )
+        .await
+        .unwrap();
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let profiles = std::env::temp_dir().join(format!(
+        "heliograph-browser-pm-{}-{port}",
+        std::process::id()
+    ));
+    let author = browser(port, &profiles.join("author"), &chromium).await;
+    let reviewer = browser(port, &profiles.join("reviewer"), &chromium).await;
+    let reader = browser(port, &profiles.join("reader"), &chromium).await;
+
+    // The responder resolves the SEV1: a draft postmortem exists.
+    sign_in(&author, &app, "sre@example.com", "sre's long password").await;
+    author.goto(&app.url("/incidents/1")).await.unwrap();
+    click(&author, "#resolve").await;
+    wait_for_text(&author, "Resolved.").await;
+    let id = app
+        .store
+        .postmortem_of_incident(app.store.incident(1).await.unwrap().id)
+        .await
+        .unwrap()
+        .expect("resolving a SEV1 drafts a postmortem")
+        .id;
+    author
+        .goto(&app.url("/postmortems?status=draft"))
+        .await
+        .unwrap();
+    wait_for_text(&author, "Reranker returns empty results").await;
+    author
+        .find(Locator::LinkText("Reranker returns empty results"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&author, "Draft").await;
+
+    // Write the summary and save.
+    click(&author, "#edit").await;
+    wait_for_text(&author, "Edit postmortem").await;
+    let summary = author.find(Locator::Id("summary")).await.unwrap();
+    summary.clear().await.unwrap();
+    summary
+        .send_keys("The reranker index was rebuilt from an **empty snapshot**.")
+        .await
+        .unwrap();
+    click(&author, "#save").await;
+    wait_for_text(&author, "Postmortem saved.").await;
+    wait_for_text(
+        &author,
+        "The reranker index was rebuilt from an empty snapshot.",
+    )
+    .await;
+
+    // Submit for review, naming the reviewer.
+    click(&author, &format!("#reviewers option[value='{}']", rev.id)).await;
+    click(&author, "#submit-review").await;
+    wait_for_text(&author, "Submitted for review.").await;
+    assert!(page_text(&author).await.contains("In review"));
+
+    // The reviewer approves in their own browser.
+    sign_in(&reviewer, &app, "rev@example.com", "rev's long password").await;
+    reviewer
+        .goto(&app.url(&format!("/postmortems/{id}")))
+        .await
+        .unwrap();
+    wait_for_text(&reviewer, "rev: Pending").await;
+    click(&reviewer, "#approve").await;
+    wait_for_text(&reviewer, "Approved.").await;
+    wait_for_text(&reviewer, "rev: Approved").await;
+
+    // The author publishes.
+    author.refresh().await.unwrap();
+    wait_for_text(&author, "rev: Approved").await;
+    click(&author, "#publish").await;
+    wait_for_text(&author, "Published.").await;
+    assert_eq!(
+        app.store.postmortem(id).await.unwrap().status.as_str(),
+        "published"
+    );
+
+    // A viewer finds it in the list and reads it; there is nothing to edit.
+    sign_in(&reader, &app, "val@example.com", "val's long password").await;
+    reader.goto(&app.url("/postmortems")).await.unwrap();
+    wait_for_text(&reader, "Reranker returns empty results").await;
+    reader
+        .find(Locator::LinkText("Reranker returns empty results"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(
+        &reader,
+        "The reranker index was rebuilt from an empty snapshot.",
+    )
+    .await;
+    let text = page_text(&reader).await;
+    assert!(
+        text.contains("Published") && text.contains("Time to resolve"),
+        "{text}"
+    );
+    let bold = reader
+        .find(Locator::Css(".pm-section .prose strong"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(bold, "empty snapshot", "the Markdown is rendered");
+    assert!(
+        reader.find(Locator::Id("edit")).await.is_err(),
+        "a viewer sees no edit control"
+    );
+    assert!(reader.find(Locator::Css("#add-action-item")).await.is_err());
+    reader
+        .goto(&app.url(&format!("/postmortems/{id}/edit")))
+        .await
+        .unwrap();
+    wait_for_text(&reader, "This needs the responder role").await;
+
+    author.close().await.unwrap();
+    reviewer.close().await.unwrap();
+    reader.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profiles);
+    app.stop().await;
+}
