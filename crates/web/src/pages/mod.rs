@@ -113,6 +113,15 @@ pub fn routes() -> Router<AppState> {
         .route("/act/{token}", get(act::show).post(act::act))
         .route("/oncall", get(oncall::get))
         .route("/insights", get(insights::get))
+        .route("/insights/oncall", get(insights::oncall::get))
+        .route(
+            "/insights/oncall/people.csv",
+            get(insights::oncall::people_csv),
+        )
+        .route(
+            "/insights/oncall/fairness.csv",
+            get(insights::oncall::fairness_csv),
+        )
         .route("/insights/{file}", get(insights::csv))
         .route("/schedules", get(schedules::list).post(schedules::create))
         .route("/schedules/new", get(schedules::new_form))

@@ -7,6 +7,7 @@
 
 mod charts;
 
+pub(crate) mod oncall;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
