@@ -42,6 +42,19 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Load a demo organisation (three regions, AI services, schedules, policies, a year of
+    /// incidents, pages and postmortems) into an empty database, then print how to sign in.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Seed of the random generator: the same seed gives the same organisation.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Incidents over the year of history.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(1..=200_000))]
+    incidents: u32,
 }
 
 #[derive(Args)]
@@ -127,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(store, args).await,
+        Command::Demo(args) => demo(store, args).await,
         Command::User(UserCommand::Create {
             email,
             name,
@@ -239,6 +253,46 @@ async fn serve(store: Store, args: ServeArgs) -> anyhow::Result<()> {
     }
     app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn demo(store: Store, args: DemoArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    eprintln!("Loading the demo organisation…");
+    let options = heliograph_web::demo::DemoOptions {
+        seed: args.seed,
+        incidents: args.incidents as usize,
+        ..Default::default()
+    };
+    let summary = heliograph_web::demo::load(&store, &options).await?;
+    println!(
+        "Loaded in {:.1} s: {} people, {} services, 2 schedules, {} escalation policies, {} incidents, {} alerts, {} pages, {} response-target breaches, {} postmortems with {} action items.",
+        started.elapsed().as_secs_f64(),
+        summary.people,
+        summary.services.len(),
+        summary.policies.len(),
+        summary.incidents,
+        summary.alerts,
+        summary.notifications,
+        summary.breaches,
+        summary.postmortems,
+        summary.action_items,
+    );
+    println!();
+    let url = std::env::var("HELIOGRAPH_BASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| {
+            std::env::var("HELIOGRAPH_BIND")
+                .ok()
+                .map(|b| format!("http://{b}"))
+        })
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    println!("Start the server with `heliograph serve`, then sign in at {url}");
+    println!(
+        "as {} with password {}",
+        summary.admin_email, summary.admin_password
+    );
     Ok(())
 }
 

@@ -204,7 +204,11 @@ impl Store {
                                 a.integration_id, a.dedup_key
                             ))
                         })?;
-                    events.extend(a.events.iter().map(|(at, action)| (id, *at, *action, a.payload.as_str())));
+                    events.extend(
+                        a.events
+                            .iter()
+                            .map(|(at, action)| (id, *at, *action, a.payload.as_str())),
+                    );
                 }
                 for rows in events.chunks(ROWS_PER_STATEMENT) {
                     tx!(&mut tx, c => {

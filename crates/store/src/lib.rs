@@ -32,7 +32,6 @@ pub mod incidents;
 pub mod insights;
 pub mod jobs;
 pub mod oncall_load;
-pub mod oncall_load;
 pub mod paging;
 pub mod postmortems;
 pub mod schedules;
