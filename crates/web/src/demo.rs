@@ -1228,10 +1228,10 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
         let progress = (triggered - start).num_seconds() as f64 / span as f64;
         let trend = 1.35 - 0.6 * progress.clamp(0.0, 1.0);
         let (ack_median, res_median) = match severity {
-            Severity::Sev1 => (3.0, 55.0),
-            Severity::Sev2 => (5.0, 130.0),
-            Severity::Sev3 => (14.0, 380.0),
-            Severity::Sev4 => (35.0, 1500.0),
+            Severity::Sev1 => (2.5, 55.0),
+            Severity::Sev2 => (4.0, 130.0),
+            Severity::Sev3 => (5.0, 380.0),
+            Severity::Sev4 => (7.0, 1500.0),
         };
 
         // The first page: SEV1/SEV2 at once; SEV3/SEV4 wait for the on-call person's working
@@ -1260,7 +1260,7 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
         let ack_delay = if missed {
             TimeDelta::minutes(rng.random_range(11..45))
         } else {
-            lognormal_minutes(&mut rng, ack_median * trend, 0.7)
+            lognormal_minutes(&mut rng, ack_median * trend, 0.6)
         };
         let mut acknowledged = Some(first_at + ack_delay);
         if open && k == n - 1 {
