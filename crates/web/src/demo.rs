@@ -53,6 +53,11 @@ pub struct DemoOptions {
     pub days: i64,
     /// The admin's password; `None` makes a random one (printed by the command).
     pub admin_password: Option<String>,
+    /// Whether incidents get timelines beyond their declaration (benchmarks skip them).
+    pub timelines: bool,
+    /// Most trigger events stored per alert (the alert's count stays as drawn); benchmarks
+    /// lower it so that noisy alerts do not dominate the load.
+    pub max_events_per_alert: usize,
 }
 
 impl Default for DemoOptions {
@@ -62,6 +67,8 @@ impl Default for DemoOptions {
             incidents: 1_500,
             days: 365,
             admin_password: None,
+            timelines: true,
+            max_events_per_alert: usize::MAX,
         }
     }
 }
@@ -1406,6 +1413,9 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
             });
         }
         timeline.sort_by_key(|e| e.at);
+        if !options.timelines {
+            timeline.clear();
+        }
         plan.timeline = timeline.clone();
         let description = format!(
             "{} on **{}** ({}). Opened from {integration_name}.",
@@ -1476,9 +1486,10 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
             };
             let step = (end - first) / (count as i32).max(1);
             let mut events: Vec<(DateTime<Utc>, &'static str)> = (0..count)
+                .take(options.max_events_per_alert)
                 .map(|c| (first + step * c as i32, "trigger"))
                 .collect();
-            let last_seen = events.last().map(|e| e.0).unwrap_or(first);
+            let last_seen = first + step * (count - 1) as i32;
             let status = match (plan.resolved, plan.acknowledged) {
                 (Some(r), _) => {
                     events.push((r, "resolve"));

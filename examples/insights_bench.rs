@@ -1,0 +1,211 @@
+//! Load script for the insights pages (issue 9 criterion): the demo organisation with 100,000
+//! incidents over twelve months and 1,000,000 page notifications, then GET /insights (default
+//! range, 90 days, 12 months) and GET /insights/oncall (default range, 12 months) timed over
+//! HTTP on loopback against the real server.
+//!
+//!     cargo run --release --example insights_bench -- sqlite
+//!     cargo run --release --example insights_bench -- postgres   # needs HELIOGRAPH_TEST_POSTGRES_URL or the default
+//!
+//! `INCIDENTS` and `NOTIFICATIONS` override the volumes; `SAMPLES` the requests per page.
+//! Prints the median and 90th percentile of the full request time after three warm-up requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use heliograph_domain::SystemClock;
+use heliograph_store::demo::DemoNotification;
+use heliograph_store::testdb::TestDatabase;
+use heliograph_store::{Audit, Backend, Db, Store};
+use heliograph_web::demo::{self, DemoOptions};
+use heliograph_web::{Application, Config};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let backend = match std::env::args().nth(1).as_deref() {
+        Some("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    };
+    let incidents = env_or("INCIDENTS", 100_000);
+    let target_notifications = env_or("NOTIFICATIONS", 1_000_000);
+    let samples = env_or("SAMPLES", 30).max(2);
+
+    let db = TestDatabase::fresh(backend).await;
+    let conn = Db::connect(&db.url).await.unwrap();
+    conn.migrate().await.unwrap();
+    let store = Store::with_clock(conn, Arc::new(SystemClock));
+    let audit = Audit::cli();
+
+    let started = Instant::now();
+    let summary = demo::load(
+        &store,
+        &DemoOptions {
+            incidents,
+            admin_password: Some("benchmark password".into()),
+            timelines: false,
+            max_events_per_alert: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "{backend:?}: demo organisation with {} incidents, {} alerts, {} pages, {} postmortems in {:.1?}",
+        summary.incidents,
+        summary.alerts,
+        summary.notifications,
+        summary.postmortems,
+        started.elapsed()
+    );
+
+    // Top up to the target with more pages: people on the rotations, incidents of the last
+    // twelve months, sent at any hour, some within a minute of each other (repeats).
+    let started = Instant::now();
+    let extra = target_notifications.saturating_sub(summary.notifications as usize);
+    let users: Vec<(i64, String)> = store
+        .all_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.role == heliograph_domain::Role::Responder)
+        .map(|u| (u.id, u.email.to_string()))
+        .collect();
+    let incident_ids: Vec<i64> = store
+        .incident_ids_by_number()
+        .await
+        .unwrap()
+        .into_values()
+        .collect();
+    let now = Utc::now();
+    let mut rng = StdRng::seed_from_u64(7);
+    let span = TimeDelta::days(365).num_seconds();
+    let mut batch = Vec::with_capacity(100_000);
+    let mut loaded = 0usize;
+    while loaded < extra {
+        batch.clear();
+        for k in 0..(extra - loaded).min(100_000) {
+            let (user, email) = &users[rng.random_range(0..users.len())];
+            let sent = now - TimeDelta::seconds(rng.random_range(60..span));
+            batch.push(DemoNotification {
+                idempotency_key: format!("bench:page:{}", loaded + k),
+                incident_id: Some(incident_ids[rng.random_range(0..incident_ids.len())]),
+                user_id: Some(*user),
+                contact_method_id: None,
+                purpose: "page",
+                channel: "email",
+                address: email.clone(),
+                subject: "[SEV3] #1 bench page".into(),
+                level: Some(0),
+                repeat_no: Some(0),
+                state: "sent",
+                attempts: 1,
+                created_at: sent - TimeDelta::seconds(5),
+                due_at: sent - TimeDelta::seconds(5),
+                sent_at: Some(sent),
+            });
+        }
+        loaded += batch.len();
+        store.load_notifications(&batch, &audit).await.unwrap();
+    }
+    let classified = store.classify_pending_interruptions().await.unwrap();
+    println!(
+        "{backend:?}: {extra} more pages ({} in all), {classified} classified, in {:.1?}",
+        summary.notifications as usize + extra,
+        started.elapsed()
+    );
+
+    let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = login
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", demo::ADMIN_EMAIL),
+            ("password", "benchmark password"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
+    let today = now.date_naive();
+    let year = format!(
+        "range=custom&from={}&to={}",
+        (today - chrono::Days::new(364)).format("%Y-%m-%d"),
+        today.format("%Y-%m-%d")
+    );
+    for (label, path) in [
+        ("/insights, default range (30 days)", "/insights".to_owned()),
+        ("/insights, 90 days", "/insights?range=90d".to_owned()),
+        ("/insights, 12 months", format!("/insights?{year}")),
+        (
+            "/insights/oncall, default range (30 days)",
+            "/insights/oncall".to_owned(),
+        ),
+        ("/insights/oncall, 12 months", format!("/insights/oncall?{year}")),
+    ] {
+        let url = format!("{base}{path}");
+        for _ in 0..3 {
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{url}");
+            let body = response.text().await.unwrap();
+            assert!(body.contains("Heliograph"));
+        }
+        let mut times: Vec<Duration> = Vec::with_capacity(samples);
+        let mut bytes = 0;
+        for _ in 0..samples {
+            let t = Instant::now();
+            let response = client.get(&url).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{url}");
+            bytes = response.bytes().await.unwrap().len();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "{backend:?}: {label}: median {:.1} ms, p90 {:.1} ms ({} KB, {samples} requests)",
+            times[samples / 2].as_secs_f64() * 1000.0,
+            times[samples * 9 / 10].as_secs_f64() * 1000.0,
+            bytes / 1024
+        );
+    }
+}
