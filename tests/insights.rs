@@ -707,3 +707,85 @@ async fn bad_filters_are_400s_with_the_message_and_access_needs_a_viewer() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_service_page_shows_its_last_90_days_and_noisiest_alerts() {
+    for backend in backends() {
+        let f = fixture(backend).await;
+        let created = t("2025-10-01T00:00:00Z");
+        for (name, kind, hash) in [
+            ("Prometheus", "alertmanager", "h1"),
+            ("Datadog", "events_v2", "h2"),
+        ] {
+            exec!(
+                f.app,
+                "INSERT INTO integrations (service_id, kind, name, key_hash, key_prefix, created_at) VALUES ($1, $2, $3, $4, 'abcd', $5)",
+                f.s1,
+                kind,
+                name,
+                hash,
+                created
+            );
+        }
+        // The last 90 days run from 2025-12-20T02:00Z. Alerts (integration, key, events, last seen):
+        //  Prometheus gpu-oom 5 (Mar 19), Prometheus gpu-oom 3 (Mar 1, resolved),
+        //  Datadog latency 2 (Mar 18), Datadog old 100 (Nov 1: too old, left out)
+        // → 3 alerts, 10 events; Prometheus 2 alerts / 8 events, Datadog 1 / 2;
+        //   gpu-oom 2 / 8, latency 1 / 2.
+        for (hash, key, status, count, seen) in [
+            ("h1", "gpu-oom", "triggered", 5_i64, "2026-03-19T00:00:00Z"),
+            ("h1", "gpu-oom", "resolved", 3, "2026-03-01T00:00:00Z"),
+            ("h2", "latency", "triggered", 2, "2026-03-18T00:00:00Z"),
+            ("h2", "old", "resolved", 100, "2025-11-01T00:00:00Z"),
+        ] {
+            let seen = t(seen);
+            let integration: i64 = match f.app.store.db() {
+                Db::Sqlite { read, .. } => sqlx::query_scalar("SELECT id FROM integrations WHERE key_hash = $1").bind(hash).fetch_one(read).await.unwrap(),
+                Db::Postgres(pool) => sqlx::query_scalar("SELECT id FROM integrations WHERE key_hash = $1").bind(hash).fetch_one(pool).await.unwrap(),
+            };
+            exec!(
+                f.app,
+                "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, severity, count, payload, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $4, 'x', 'critical', $5, '{}', $6, $6)",
+                integration,
+                f.s1,
+                key,
+                status,
+                count,
+                seen
+            );
+        }
+        let r = f
+            .viewer
+            .get(f.app.url(&format!("/services/{}", f.s1)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{backend:?}");
+        let page = r.text().await.unwrap();
+        let section = &page[page.find("Last 90 days").expect("section")..];
+        // S1's incidents since Dec 20: #1–#5, #11, #12, #13 → 8 (SEV1 7, SEV2 1).
+        //  MTTA [2,5,6,10,15,30] → median 6 min, p90 30 min; MTTR [30,45,60,90,300] → 60, 300.
+        //  SEV1 acknowledge ≤ 5: #1 ✓ #2 ✓ #3 ✗ #4 ✗ #5 ✗ #12 ✗ (10 min, open), #13 not
+        //  counted (2 min) → 2 of 6; resolve ≤ 60: #1 ✓ #2 ✓ #3 ✗ #4 ✓ #5 ✗, #12/#13 not
+        //  counted → 3 of 5. SEV2: acknowledge 1 of 1, resolve 0 of 1.
+        for needle in [
+            "<dd>8</dd>",
+            "SEV1 7 · SEV2 1 · SEV3 0 · SEV4 0",
+            "median 6.0 min",
+            "p90 30 min",
+            "median 1 h 00 min",
+            "p90 5 h 00 min",
+            "<th scope=\"row\">SEV1</th><td>2 of 6 (33.3%)</td><td>3 of 5 (60.0%)</td>",
+            "<th scope=\"row\">SEV2</th><td>1 of 1 (100.0%)</td><td>0 of 1 (0.0%)</td>",
+            "3 alerts from 10 events",
+            "<th scope=\"row\">Prometheus</th><td>2</td><td>8</td>",
+            "<th scope=\"row\">Datadog</th><td>1</td><td>2</td>",
+            "<th scope=\"row\" class=\"mono\">gpu-oom</th><td>2</td><td>8</td>",
+            "<th scope=\"row\" class=\"mono\">latency</th><td>1</td><td>2</td>",
+            &format!("/insights?range=90d&amp;service={}", f.s1),
+        ] {
+            assert!(section.contains(needle), "{backend:?}: {needle} missing");
+        }
+        assert!(!section.contains(">old<"));
+    }
+}

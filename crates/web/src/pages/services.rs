@@ -475,6 +475,8 @@ struct ServicePage {
     integration_errors: FieldErrors,
     /// A key just made or rotated: shown in this answer only.
     new_key: Option<KeyShown>,
+    /// The last 90 days of incidents and alerts (insights).
+    insights: super::insights::ServiceInsights,
 }
 
 /// One integration on the service page.
@@ -557,7 +559,9 @@ async fn service_page(
             key_prefix: i.key_prefix,
         })
         .collect();
+    let insights = super::insights::service_insights(state, &service, shell.tz()).await?;
     Ok(ServicePage {
+        insights,
         breaches,
         integrations,
         integration_kinds: KINDS,

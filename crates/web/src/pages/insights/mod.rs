@@ -1175,3 +1175,93 @@ pub async fn csv(
     };
     Ok(csv.response(&file))
 }
+
+// ---------------------------------------------------------------- per service
+
+/// The "Last 90 days" section of a service's page (issue 9, item 4).
+pub(crate) struct ServiceInsights {
+    pub service_id: i64,
+    pub total: u64,
+    pub counts: [u64; 4],
+    pub acknowledged: usize,
+    pub resolved: usize,
+    pub mtta_median: String,
+    pub mtta_p90: String,
+    pub mttr_median: String,
+    pub mttr_p90: String,
+    /// (severity, acknowledge attainment, resolve attainment) for severities with a target.
+    pub targets: Vec<(&'static str, String, String)>,
+    pub alerts: i64,
+    pub events: i64,
+    /// (integration, alerts, events), noisiest first.
+    pub integrations: Vec<(String, i64, i64)>,
+    /// (dedup key, alerts, events), noisiest first.
+    pub dedup_keys: Vec<(String, i64, i64)>,
+}
+
+/// How far back the service page's section looks.
+pub(crate) const SERVICE_DAYS: i64 = 90;
+
+/// Figures of `service` over the last 90 days: incidents by severity, MTTA/MTTR, attainment,
+/// and alert volume with the noisiest integrations and dedup keys.
+pub(crate) async fn service_insights(
+    state: &AppState,
+    service: &Service,
+    zone: Tz,
+) -> Result<ServiceInsights, AppError> {
+    let now = state.store.now();
+    let scope = Scope {
+        from: now - TimeDelta::days(SERVICE_DAYS),
+        to: now,
+        team_id: None,
+        service_id: Some(service.id),
+        severity: None,
+    };
+    let facts = state.store.insight_incidents(&scope).await?;
+    let window = Window {
+        zone,
+        bucket: Bucket::Week,
+        first_day: scope.from.with_timezone(&zone).date_naive(),
+        last_day: now.with_timezone(&zone).date_naive(),
+    };
+    let report = heliograph_store::insights::compute(
+        &facts,
+        std::slice::from_ref(service),
+        &scope,
+        &window,
+        now,
+    );
+    let figures = report.services.first();
+    let volume = state
+        .store
+        .service_alert_volume(service.id, scope.from)
+        .await?;
+    Ok(ServiceInsights {
+        service_id: service.id,
+        total: report.total,
+        counts: report.counts,
+        acknowledged: report.mtta.n,
+        resolved: report.mttr.n,
+        mtta_median: human(report.mtta.median),
+        mtta_p90: human(report.mtta.p90),
+        mttr_median: human(report.mttr.median),
+        mttr_p90: human(report.mttr.p90),
+        targets: Severity::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| service.response_targets.get(**s).is_some())
+            .map(|(k, s)| match figures {
+                Some(f) => (
+                    s.as_str(),
+                    attainment_words(&f.attainment[k].0),
+                    attainment_words(&f.attainment[k].1),
+                ),
+                None => (s.as_str(), "—".to_owned(), "—".to_owned()),
+            })
+            .collect(),
+        alerts: volume.alerts,
+        events: volume.events,
+        integrations: volume.integrations,
+        dedup_keys: volume.dedup_keys,
+    })
+}
