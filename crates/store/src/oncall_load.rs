@@ -140,7 +140,7 @@ impl Store {
         }
         let rows: Vec<Row> = read!(self.db(), c => sqlx::query_as(
             "SELECT n.id, n.user_id, n.sent_at,
-                    CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 WHEN 'sleep' THEN 2 WHEN 'repeat' THEN 3 END AS code,
+                    CAST(CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 WHEN 'sleep' THEN 2 WHEN 'repeat' THEN 3 END AS BIGINT) AS code,
                     u.time_zone
              FROM notifications n JOIN users u ON u.id = n.user_id
              WHERE n.purpose = 'page' AND n.state = 'sent' AND n.sent_at IS NOT NULL
@@ -252,6 +252,8 @@ pub struct PersonLoad {
 pub struct ParticipantLoad {
     pub user_id: i64,
     pub name: String,
+    /// Named in the schedule's layers (false for someone who only covered an override).
+    pub in_rotation: bool,
     pub on_call_seconds: i64,
     pub pages: ClassCounts,
 }
@@ -290,12 +292,7 @@ impl Spread {
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
         let cv = (mean > 0.0).then(|| var.sqrt() / mean);
-        Some(Spread {
-            min,
-            max,
-            mean,
-            cv,
-        })
+        Some(Spread { min, max, mean, cv })
     }
 
     /// max / min, when min is above zero.
@@ -319,34 +316,34 @@ impl ScheduleLoad {
         self.participants.iter().map(|p| p.pages.sleep).sum()
     }
 
-    /// The spread of hours on call.
+    /// The participants named in the layers: the people expected to share the load.
+    fn members(&self) -> impl Iterator<Item = &ParticipantLoad> {
+        self.participants.iter().filter(|p| p.in_rotation)
+    }
+
+    /// The spread of hours on call across the rotation's members.
     pub fn hours_spread(&self) -> Option<Spread> {
-        Spread::of(
-            self.participants
-                .iter()
-                .map(|p| p.on_call_seconds as f64 / 3600.0),
-        )
+        Spread::of(self.members().map(|p| p.on_call_seconds as f64 / 3600.0))
     }
 
-    /// The spread of sleep-hours pages while on call.
+    /// The spread of sleep-hours pages while on call across the rotation's members.
     pub fn sleep_spread(&self) -> Option<Spread> {
-        Spread::of(self.participants.iter().map(|p| p.pages.sleep as f64))
+        Spread::of(self.members().map(|p| p.pages.sleep as f64))
     }
 
-    /// Why `p` is overloaded: hours on call or sleep pages above [`OVERLOAD_FACTOR`] times the
-    /// schedule's mean (empty when not).
+    /// Why `p` is overloaded: hours on call or sleep-hours pages while on call above
+    /// [`OVERLOAD_FACTOR`] (1.5) times the mean of the rotation's members (people who only
+    /// covered an override are compared but do not pull the mean down). Empty when not.
+    /// Compared in whole numbers (2·x·n > 3·Σ), so a value exactly at 1.5× is not flagged.
     pub fn overload(&self, p: &ParticipantLoad) -> Vec<&'static str> {
+        let n = self.members().count() as i64;
+        let hours: i64 = self.members().map(|m| m.on_call_seconds).sum();
+        let sleep: i64 = self.members().map(|m| m.pages.sleep).sum();
         let mut why = Vec::new();
-        if let Some(s) = self.hours_spread()
-            && s.mean > 0.0
-            && p.on_call_seconds as f64 / 3600.0 > OVERLOAD_FACTOR * s.mean
-        {
+        if hours > 0 && 2 * p.on_call_seconds * n > 3 * hours {
             why.push("hours");
         }
-        if let Some(s) = self.sleep_spread()
-            && s.mean > 0.0
-            && p.pages.sleep as f64 > OVERLOAD_FACTOR * s.mean
-        {
+        if sleep > 0 && 2 * p.pages.sleep * n > 3 * sleep {
             why.push("sleep pages");
         }
         why
@@ -498,7 +495,8 @@ impl Store {
             .await)?;
         // Per schedule: each participant's shifts, in order.
         type Shifts = BTreeMap<i64, Vec<(DateTime<Utc>, DateTime<Utc>)>>;
-        let mut finals: Vec<(&StoredSchedule, Shifts)> = Vec::with_capacity(stored.len());
+        let mut finals: Vec<(&StoredSchedule, BTreeSet<i64>, Shifts)> =
+            Vec::with_capacity(stored.len());
         let mut everyone: BTreeSet<i64> = BTreeSet::new();
         for s in &stored {
             let own: Vec<_> = overrides
@@ -508,14 +506,15 @@ impl Store {
                 .collect();
             let schedule = Schedule::new(s.layers.clone(), own)
                 .map_err(|e| StoreError::Corrupt(format!("schedule {}: {e}", s.id)))?;
-            let mut shifts: Shifts = s.participants().into_iter().map(|p| (p, Vec::new())).collect();
+            let members = s.participants();
+            let mut shifts: Shifts = members.iter().map(|p| (*p, Vec::new())).collect();
             for shift in schedule.final_shifts(scope.from, scope.to) {
                 if let Some(p) = shift.participant {
                     shifts.entry(p).or_default().push((shift.start, shift.end));
                 }
             }
             everyone.extend(shifts.keys().copied());
-            finals.push((s, shifts));
+            finals.push((s, members, shifts));
         }
 
         // Counted interruptions of schedule participants, compact, in one query.
@@ -523,7 +522,7 @@ impl Store {
         if !everyone.is_empty() {
             let rows: Vec<(i64, DateTime<Utc>, i64)> = read!(self.db(), c => {
                 let mut qb = sqlx::QueryBuilder::new(
-                    "SELECT n.user_id, n.sent_at, CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 ELSE 2 END FROM notifications n");
+                    "SELECT n.user_id, n.sent_at, CAST(CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 ELSE 2 END AS BIGINT) FROM notifications n");
                 push_page_scope!(qb, scope);
                 qb.push(" AND n.user_id IN (");
                 let mut list = qb.separated(", ");
@@ -540,7 +539,7 @@ impl Store {
 
         let mut schedules = Vec::with_capacity(finals.len());
         let mut on_call: HashMap<i64, Vec<(DateTime<Utc>, DateTime<Utc>)>> = HashMap::new();
-        for (s, shifts) in finals {
+        for (s, members, shifts) in finals {
             let mut participants: Vec<ParticipantLoad> = shifts
                 .into_iter()
                 .map(|(user, list)| {
@@ -553,6 +552,7 @@ impl Store {
                     ParticipantLoad {
                         user_id: user,
                         name: name_of(user),
+                        in_rotation: members.contains(&user),
                         on_call_seconds: seconds,
                         pages,
                     }
@@ -598,7 +598,10 @@ impl Store {
         for (user, mut intervals) in on_call {
             let seconds = union_seconds(&mut intervals);
             if seconds > 0 {
-                people.entry(user).or_insert_with(|| blank(user)).on_call_seconds = seconds;
+                people
+                    .entry(user)
+                    .or_insert_with(|| blank(user))
+                    .on_call_seconds = seconds;
             }
         }
         let mut people: Vec<PersonLoad> = people.into_values().collect();
@@ -690,6 +693,7 @@ mod tests {
         let p = |id, hours: i64, sleep| ParticipantLoad {
             user_id: id,
             name: format!("P{id}"),
+            in_rotation: true,
             on_call_seconds: hours * 3600,
             pages: ClassCounts {
                 working: 0,
