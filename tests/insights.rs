@@ -49,8 +49,16 @@ macro_rules! exec {
 
 async fn id_of(app: &TestApp, sql: &'static str, number: i64) -> i64 {
     match app.store.db() {
-        Db::Sqlite { read, .. } => sqlx::query_scalar(sql).bind(number).fetch_one(read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_scalar(sql).bind(number).fetch_one(pool).await.unwrap(),
+        Db::Sqlite { read, .. } => sqlx::query_scalar(sql)
+            .bind(number)
+            .fetch_one(read)
+            .await
+            .unwrap(),
+        Db::Postgres(pool) => sqlx::query_scalar(sql)
+            .bind(number)
+            .fetch_one(pool)
+            .await
+            .unwrap(),
     }
 }
 
@@ -84,9 +92,10 @@ async fn fixture(backend: heliograph_store::Backend) -> Fixture {
     let db = Arc::new(TestDatabase::fresh(backend).await);
     let app = TestApp::spawn_on(backend, db, clock).await;
     let audit = Audit::cli();
-    let hash = heliograph_web::auth::hash_password(Password::parse("vera's long password").unwrap())
-        .await
-        .unwrap();
+    let hash =
+        heliograph_web::auth::hash_password(Password::parse("vera's long password").unwrap())
+            .await
+            .unwrap();
     app.store
         .create_user(
             &NewUser {
@@ -155,7 +164,10 @@ async fn fixture(backend: heliograph_store::Backend) -> Fixture {
         .id;
     let s3 = app
         .store
-        .create_service(&service("feature-store", t2, ResponseTargets::default()), &audit)
+        .create_service(
+            &service("feature-store", t2, ResponseTargets::default()),
+            &audit,
+        )
         .await
         .unwrap()
         .id;
@@ -163,32 +175,98 @@ async fn fixture(backend: heliograph_store::Backend) -> Fixture {
     // (services, severity, triggered, ack after minutes, resolved after minutes)
     let specs: Vec<(Vec<i64>, Severity, &str, Option<i64>, Option<i64>)> = vec![
         // #1 Mar 6 09:00 EST
-        (vec![s1], Severity::Sev1, "2026-03-06T14:00:00Z", Some(2), Some(30)),
+        (
+            vec![s1],
+            Severity::Sev1,
+            "2026-03-06T14:00:00Z",
+            Some(2),
+            Some(30),
+        ),
         // #2 Mar 7 09:00 EST; acknowledged exactly on the 5-minute target, resolved exactly on 60
-        (vec![s1], Severity::Sev1, "2026-03-07T14:00:00Z", Some(5), Some(60)),
+        (
+            vec![s1],
+            Severity::Sev1,
+            "2026-03-07T14:00:00Z",
+            Some(5),
+            Some(60),
+        ),
         // #3 Mar 8 23:59 EDT: the last minute of the 23-hour day
-        (vec![s1], Severity::Sev1, "2026-03-09T03:59:00Z", Some(6), Some(90)),
+        (
+            vec![s1],
+            Severity::Sev1,
+            "2026-03-09T03:59:00Z",
+            Some(6),
+            Some(90),
+        ),
         // #4 Mar 9 00:30 EDT (with EST's offset it would fall on the 8th)
-        (vec![s1], Severity::Sev1, "2026-03-09T04:30:00Z", Some(10), Some(45)),
+        (
+            vec![s1],
+            Severity::Sev1,
+            "2026-03-09T04:30:00Z",
+            Some(10),
+            Some(45),
+        ),
         // #5 Mar 10; never resolved
-        (vec![s1], Severity::Sev1, "2026-03-10T14:00:00Z", Some(30), None),
+        (
+            vec![s1],
+            Severity::Sev1,
+            "2026-03-10T14:00:00Z",
+            Some(30),
+            None,
+        ),
         // #6 Mar 8 01:00 EST, before the change; never acknowledged nor resolved
         (vec![s2], Severity::Sev1, "2026-03-08T06:00:00Z", None, None),
         // #7 Mar 10 23:59 EDT, the range's last minute; resolved after the range
-        (vec![s2], Severity::Sev2, "2026-03-11T03:59:00Z", Some(20), Some(180)),
+        (
+            vec![s2],
+            Severity::Sev2,
+            "2026-03-11T03:59:00Z",
+            Some(20),
+            Some(180),
+        ),
         // #8 Mar 5 23:59 EST: before the range
-        (vec![s3], Severity::Sev3, "2026-03-06T04:59:00Z", Some(1), Some(2)),
+        (
+            vec![s3],
+            Severity::Sev3,
+            "2026-03-06T04:59:00Z",
+            Some(1),
+            Some(2),
+        ),
         // #9 Mar 11 00:00 EDT: after the range
-        (vec![s3], Severity::Sev3, "2026-03-11T04:00:00Z", Some(1), Some(2)),
+        (
+            vec![s3],
+            Severity::Sev3,
+            "2026-03-11T04:00:00Z",
+            Some(1),
+            Some(2),
+        ),
         // #10 Mar 7
-        (vec![s3], Severity::Sev4, "2026-03-07T12:00:00Z", Some(1), Some(3)),
+        (
+            vec![s3],
+            Severity::Sev4,
+            "2026-03-07T12:00:00Z",
+            Some(1),
+            Some(3),
+        ),
         // #11 Mar 8 11:00 EDT, on two services; S1's SEV2 acknowledge target met exactly
-        (vec![s1, s3], Severity::Sev2, "2026-03-08T15:00:00Z", Some(15), Some(300)),
+        (
+            vec![s1, s3],
+            Severity::Sev2,
+            "2026-03-08T15:00:00Z",
+            Some(15),
+            Some(300),
+        ),
         // #12, #13: 10 and 2 minutes before now, open (for the last-7-days range)
         (vec![s1], Severity::Sev1, "2026-03-20T01:50:00Z", None, None),
         (vec![s1], Severity::Sev1, "2026-03-20T01:58:00Z", None, None),
         // #14 Mar 14, resolved: its postmortem is not yet due at now
-        (vec![s2], Severity::Sev2, "2026-03-14T10:00:00Z", Some(4), Some(30)),
+        (
+            vec![s2],
+            Severity::Sev2,
+            "2026-03-14T10:00:00Z",
+            Some(4),
+            Some(30),
+        ),
     ];
     let items: Vec<SeedIncident> = specs
         .iter()
@@ -296,8 +374,14 @@ async fn csv(f: &Fixture, path: &str) -> Vec<Vec<String>> {
         r.headers()["content-type"].to_str().unwrap(),
         "text/csv; charset=utf-8"
     );
-    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_owned();
-    assert!(disposition.starts_with("attachment; filename="), "{disposition}");
+    let disposition = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename="),
+        "{disposition}"
+    );
     let body = r.text().await.unwrap();
     body.split("\r\n")
         .filter(|l| !l.is_empty())
@@ -377,7 +461,16 @@ async fn counts_and_response_times_per_local_day_across_the_dst_change() {
                 &["2026-03-07", "2", "2", "1.0", "5.0", "2", "3.0", "60.0"],
                 &["2026-03-08", "3", "2", "6.0", "15.0", "2", "90.0", "300.0"],
                 &["2026-03-09", "1", "1", "10.0", "10.0", "1", "45.0", "45.0"],
-                &["2026-03-10", "2", "2", "20.0", "30.0", "1", "180.0", "180.0"],
+                &[
+                    "2026-03-10",
+                    "2",
+                    "2",
+                    "20.0",
+                    "30.0",
+                    "1",
+                    "180.0",
+                    "180.0"
+                ],
             ]),
             "{backend:?}"
         );
@@ -442,15 +535,16 @@ async fn services_attainment_breaches_and_filters() {
             h
         };
         let none = ["0", "0", ""];
-        let line = |id: i64, name: &str, counts: [&str; 5], times: [&str; 4], att: [[&str; 3]; 8]| {
-            let mut r = vec![id.to_string(), name.to_owned()];
-            r.extend(counts.iter().map(|s| s.to_string()));
-            r.extend(times.iter().map(|s| s.to_string()));
-            for a in att {
-                r.extend(a.iter().map(|s| s.to_string()));
-            }
-            r
-        };
+        let line =
+            |id: i64, name: &str, counts: [&str; 5], times: [&str; 4], att: [[&str; 3]; 8]| {
+                let mut r = vec![id.to_string(), name.to_owned()];
+                r.extend(counts.iter().map(|s| s.to_string()));
+                r.extend(times.iter().map(|s| s.to_string()));
+                for a in att {
+                    r.extend(a.iter().map(|s| s.to_string()));
+                }
+                r
+            };
         // S1 llm-gateway: #1–#5 SEV1, #11 SEV2.
         //  MTTA [2,5,6,10,15,30] → rank 3 = 6, rank ⌈5.4⌉ = 6 → 30
         //  MTTR [30,45,60,90,300] (#5 open) → rank 3 = 60, rank ⌈4.5⌉ = 5 → 300
@@ -510,15 +604,87 @@ async fn services_attainment_breaches_and_filters() {
         // Missed targets, newest incident first (acknowledge before resolve within one).
         let got = csv(&f, &format!("/insights/breaches.csv?{RANGE}")).await;
         let expected = rows(&[
-            &["incident", "service", "severity", "target", "target_minutes", "took_minutes", "triggered_at"],
-            &["5", "llm-gateway", "SEV1", "acknowledge", "5", "30.0", "2026-03-10T14:00:00Z"],
-            &["5", "llm-gateway", "SEV1", "resolve", "60", "", "2026-03-10T14:00:00Z"],
-            &["4", "llm-gateway", "SEV1", "acknowledge", "5", "10.0", "2026-03-09T04:30:00Z"],
-            &["3", "llm-gateway", "SEV1", "acknowledge", "5", "6.0", "2026-03-09T03:59:00Z"],
-            &["3", "llm-gateway", "SEV1", "resolve", "60", "90.0", "2026-03-09T03:59:00Z"],
-            &["11", "llm-gateway", "SEV2", "resolve", "240", "300.0", "2026-03-08T15:00:00Z"],
-            &["6", "vector-db", "SEV1", "acknowledge", "10", "", "2026-03-08T06:00:00Z"],
-            &["6", "vector-db", "SEV1", "resolve", "120", "", "2026-03-08T06:00:00Z"],
+            &[
+                "incident",
+                "service",
+                "severity",
+                "target",
+                "target_minutes",
+                "took_minutes",
+                "triggered_at",
+            ],
+            &[
+                "5",
+                "llm-gateway",
+                "SEV1",
+                "acknowledge",
+                "5",
+                "30.0",
+                "2026-03-10T14:00:00Z",
+            ],
+            &[
+                "5",
+                "llm-gateway",
+                "SEV1",
+                "resolve",
+                "60",
+                "",
+                "2026-03-10T14:00:00Z",
+            ],
+            &[
+                "4",
+                "llm-gateway",
+                "SEV1",
+                "acknowledge",
+                "5",
+                "10.0",
+                "2026-03-09T04:30:00Z",
+            ],
+            &[
+                "3",
+                "llm-gateway",
+                "SEV1",
+                "acknowledge",
+                "5",
+                "6.0",
+                "2026-03-09T03:59:00Z",
+            ],
+            &[
+                "3",
+                "llm-gateway",
+                "SEV1",
+                "resolve",
+                "60",
+                "90.0",
+                "2026-03-09T03:59:00Z",
+            ],
+            &[
+                "11",
+                "llm-gateway",
+                "SEV2",
+                "resolve",
+                "240",
+                "300.0",
+                "2026-03-08T15:00:00Z",
+            ],
+            &[
+                "6",
+                "vector-db",
+                "SEV1",
+                "acknowledge",
+                "10",
+                "",
+                "2026-03-08T06:00:00Z",
+            ],
+            &[
+                "6",
+                "vector-db",
+                "SEV1",
+                "resolve",
+                "120",
+                "",
+                "2026-03-08T06:00:00Z",
+            ],
         ]);
         assert_eq!(got, expected, "{backend:?}");
 
@@ -536,13 +702,25 @@ async fn services_attainment_breaches_and_filters() {
             "{backend:?}"
         );
         let got = csv(&f, &format!("/insights/services.csv?{RANGE}&team={}", f.t2)).await;
-        assert_eq!(got, vec![head.clone(), s2.clone(), s3.clone()], "{backend:?}");
+        assert_eq!(
+            got,
+            vec![head.clone(), s2.clone(), s3.clone()],
+            "{backend:?}"
+        );
 
         // Service S1: #1–#5, #11.
-        let got = csv(&f, &format!("/insights/severity.csv?{RANGE}&service={}", f.s1)).await;
+        let got = csv(
+            &f,
+            &format!("/insights/severity.csv?{RANGE}&service={}", f.s1),
+        )
+        .await;
         let totals: Vec<&str> = got[1..].iter().map(|r| r[5].as_str()).collect();
         assert_eq!(totals, ["1", "1", "2", "1", "1"], "{backend:?}");
-        let got = csv(&f, &format!("/insights/services.csv?{RANGE}&service={}", f.s1)).await;
+        let got = csv(
+            &f,
+            &format!("/insights/services.csv?{RANGE}&service={}", f.s1),
+        )
+        .await;
         assert_eq!(got, vec![head.clone(), s1.clone()], "{backend:?}");
 
         // SEV2 only: #11 (Mar 8), #7 (Mar 10).
@@ -641,7 +819,11 @@ async fn postmortems_and_action_items() {
         assert!(page.contains("3 open, 1 overdue"), "{backend:?}");
         assert!(page.contains("8 targets missed"), "{backend:?}");
         // Service S2 has no postmortem or action item.
-        let got = csv(&f, &format!("/insights/action-items.csv?{RANGE}&service={}", f.s2)).await;
+        let got = csv(
+            &f,
+            &format!("/insights/action-items.csv?{RANGE}&service={}", f.s2),
+        )
+        .await;
         assert_eq!(got.len(), 1);
     }
 }
@@ -652,10 +834,22 @@ async fn bad_filters_are_400s_with_the_message_and_access_needs_a_viewer() {
         let f = fixture(backend).await;
         for (query, message) in [
             ("range=fortnight", "Choose last 7, 30 or 90 days"),
-            ("range=custom&from=2026-03-10&to=2026-03-01", "must not be before the first day"),
-            ("range=custom&from=March&to=2026-03-01", "Give a date as YYYY-MM-DD"),
-            ("range=custom&to=2026-03-01", "Give the first day of the range"),
-            ("range=custom&from=2020-01-01&to=2026-01-01", "at most three years"),
+            (
+                "range=custom&from=2026-03-10&to=2026-03-01",
+                "must not be before the first day",
+            ),
+            (
+                "range=custom&from=March&to=2026-03-01",
+                "Give a date as YYYY-MM-DD",
+            ),
+            (
+                "range=custom&to=2026-03-01",
+                "Give the first day of the range",
+            ),
+            (
+                "range=custom&from=2020-01-01&to=2026-01-01",
+                "at most three years",
+            ),
             ("range=quarter&quarter=2026-Q5", "YYYY-Qn"),
             ("team=999", "There is no team 999"),
             ("service=abc", "Choose a service from the list"),
@@ -678,18 +872,35 @@ async fn bad_filters_are_400s_with_the_message_and_access_needs_a_viewer() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{backend:?} csv {query}");
+            assert_eq!(
+                r.status(),
+                StatusCode::BAD_REQUEST,
+                "{backend:?} csv {query}"
+            );
             assert!(r.text().await.unwrap().contains(message));
         }
         // Unknown CSV names are 404s; unknown parameters are ignored.
-        let r = f.viewer.get(f.app.url("/insights/nothing.csv")).send().await.unwrap();
+        let r = f
+            .viewer
+            .get(f.app.url("/insights/nothing.csv"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        let r = f.viewer.get(f.app.url("/insights?utm=x")).send().await.unwrap();
+        let r = f
+            .viewer
+            .get(f.app.url("/insights?utm=x"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         // An empty range has a friendly state, not broken charts.
         let r = f
             .viewer
-            .get(f.app.url("/insights?range=custom&from=2025-01-01&to=2025-01-31"))
+            .get(
+                f.app
+                    .url("/insights?range=custom&from=2025-01-01&to=2025-01-31"),
+            )
             .send()
             .await
             .unwrap();
@@ -703,7 +914,12 @@ async fn bad_filters_are_400s_with_the_message_and_access_needs_a_viewer() {
         for path in ["/insights", "/insights/severity.csv"] {
             let r = anon.get(f.app.url(path)).send().await.unwrap();
             assert!(r.status().is_redirection(), "{path}: {}", r.status());
-            assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+            assert!(
+                r.headers()["location"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/login")
+            );
         }
     }
 }
@@ -740,8 +956,20 @@ async fn the_service_page_shows_its_last_90_days_and_noisiest_alerts() {
         ] {
             let seen = t(seen);
             let integration: i64 = match f.app.store.db() {
-                Db::Sqlite { read, .. } => sqlx::query_scalar("SELECT id FROM integrations WHERE key_hash = $1").bind(hash).fetch_one(read).await.unwrap(),
-                Db::Postgres(pool) => sqlx::query_scalar("SELECT id FROM integrations WHERE key_hash = $1").bind(hash).fetch_one(pool).await.unwrap(),
+                Db::Sqlite { read, .. } => {
+                    sqlx::query_scalar("SELECT id FROM integrations WHERE key_hash = $1")
+                        .bind(hash)
+                        .fetch_one(read)
+                        .await
+                        .unwrap()
+                }
+                Db::Postgres(pool) => {
+                    sqlx::query_scalar("SELECT id FROM integrations WHERE key_hash = $1")
+                        .bind(hash)
+                        .fetch_one(pool)
+                        .await
+                        .unwrap()
+                }
             };
             exec!(
                 f.app,

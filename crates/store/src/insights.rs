@@ -195,7 +195,9 @@ impl Store {
                  WHERE i.triggered_at >= ");
             qb.push_bind(scope.from).push(" AND i.triggered_at < ").push_bind(scope.to);
             push_scope!(qb, scope);
-            qb.push(" ORDER BY i.id");
+            // Index order on SQLite (triggered_at, then the rowid): no sort; rows of one incident
+            // stay together for the grouping below.
+            qb.push(" ORDER BY i.triggered_at, i.id");
             qb.build_query_as::<FactRow>().fetch_all(c).await
         })?;
         let mut out: Vec<IncidentFact> = Vec::with_capacity(rows.len());
