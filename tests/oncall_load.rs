@@ -241,10 +241,20 @@ async fn forget_classes(store: &Store, ids: &[i64]) {
     for id in if ids.is_empty() { &[0][..] } else { ids } {
         match store.db() {
             Db::Sqlite { write, .. } => {
-                sqlx::query(sql).bind(1 - all).bind(id).execute(write).await.unwrap();
+                sqlx::query(sql)
+                    .bind(1 - all)
+                    .bind(id)
+                    .execute(write)
+                    .await
+                    .unwrap();
             }
             Db::Postgres(pool) => {
-                sqlx::query(sql).bind(1 - all).bind(id).execute(pool).await.unwrap();
+                sqlx::query(sql)
+                    .bind(1 - all)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .unwrap();
             }
         }
     }

@@ -208,6 +208,9 @@ impl Store {
 
 // ---------------------------------------------------------------- reading
 
+/// A stretch of time `[start, end)`.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
 /// Counted interruptions by class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ClassCounts {
@@ -387,10 +390,10 @@ macro_rules! push_page_scope {
 }
 
 /// Merged length of intervals, in seconds.
-fn union_seconds(intervals: &mut [(DateTime<Utc>, DateTime<Utc>)]) -> i64 {
+fn union_seconds(intervals: &mut [Span]) -> i64 {
     intervals.sort_unstable();
     let mut total = TimeDelta::zero();
-    let mut current: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    let mut current: Option<Span> = None;
     for &(start, end) in intervals.iter() {
         match current {
             Some((s, e)) if start <= e => current = Some((s, e.max(end))),
@@ -409,10 +412,7 @@ fn union_seconds(intervals: &mut [(DateTime<Utc>, DateTime<Utc>)]) -> i64 {
 
 /// Counts each page (sorted by time) that falls within one of `shifts` (sorted, disjoint),
 /// walking both lists once.
-fn pages_within(
-    pages: &[(DateTime<Utc>, i64)],
-    shifts: &[(DateTime<Utc>, DateTime<Utc>)],
-) -> ClassCounts {
+fn pages_within(pages: &[(DateTime<Utc>, i64)], shifts: &[Span]) -> ClassCounts {
     let mut counts = ClassCounts::default();
     let mut k = 0;
     for &(at, code) in pages {
@@ -494,7 +494,7 @@ impl Store {
             .fetch_all(c)
             .await)?;
         // Per schedule: each participant's shifts, in order.
-        type Shifts = BTreeMap<i64, Vec<(DateTime<Utc>, DateTime<Utc>)>>;
+        type Shifts = BTreeMap<i64, Vec<Span>>;
         let mut finals: Vec<(&StoredSchedule, BTreeSet<i64>, Shifts)> =
             Vec::with_capacity(stored.len());
         let mut everyone: BTreeSet<i64> = BTreeSet::new();
@@ -538,7 +538,7 @@ impl Store {
         }
 
         let mut schedules = Vec::with_capacity(finals.len());
-        let mut on_call: HashMap<i64, Vec<(DateTime<Utc>, DateTime<Utc>)>> = HashMap::new();
+        let mut on_call: HashMap<i64, Vec<Span>> = HashMap::new();
         for (s, members, shifts) in finals {
             let mut participants: Vec<ParticipantLoad> = shifts
                 .into_iter()
