@@ -173,7 +173,8 @@ async fn fixture(backend: heliograph_store::Backend) -> Fixture {
         .id;
 
     // (services, severity, triggered, ack after minutes, resolved after minutes)
-    let specs: Vec<(Vec<i64>, Severity, &str, Option<i64>, Option<i64>)> = vec![
+    type Spec<'a> = (Vec<i64>, Severity, &'a str, Option<i64>, Option<i64>);
+    let specs: Vec<Spec> = vec![
         // #1 Mar 6 09:00 EST
         (
             vec![s1],

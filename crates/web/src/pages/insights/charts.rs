@@ -62,11 +62,8 @@ fn fmt_tick(v: f64) -> String {
 /// y scale.
 fn frame(
     out: &mut String,
-    title: &str,
-    desc: &str,
-    x_labels: &[String],
-    x_title: &str,
-    y_title: &str,
+    (title, desc): (&str, &str),
+    (x_labels, x_title, y_title): (&[String], &str, &str),
     legend: &[(&str, &'static str)],
     max: f64,
 ) -> impl Fn(f64) -> f64 + use<> {
@@ -176,11 +173,15 @@ pub(crate) fn stacked_bars(
         series.iter().map(|s| (s.name.as_str(), s.color)).collect();
     let mut out = String::new();
     let y_of = frame(
-        &mut out, title, desc, x_labels, x_title, y_title, &legend, max,
+        &mut out,
+        (title, desc),
+        (x_labels, x_title, y_title),
+        &legend,
+        max,
     );
     let slot = (W - LEFT - RIGHT) / n.max(1) as f64;
     let bar_w = (slot * 0.7).max(1.0);
-    for i in 0..n {
+    for (i, label) in x_labels.iter().enumerate() {
         let mut base = 0.0;
         for s in series {
             let v = s.values.get(i).copied().flatten().unwrap_or(0.0);
@@ -196,7 +197,7 @@ pub(crate) fn stacked_bars(
                 y = y_top,
                 h = (y_bottom - y_top).max(0.5),
                 c = s.color,
-                l = esc(&x_labels[i]),
+                l = esc(label),
                 name = esc(&s.name),
                 v = fmt_tick(v)
             );
@@ -225,13 +226,17 @@ pub(crate) fn lines(
         series.iter().map(|s| (s.name.as_str(), s.color)).collect();
     let mut out = String::new();
     let y_of = frame(
-        &mut out, title, desc, x_labels, x_title, y_title, &legend, max,
+        &mut out,
+        (title, desc),
+        (x_labels, x_title, y_title),
+        &legend,
+        max,
     );
     let slot = (W - LEFT - RIGHT) / n.max(1) as f64;
     for s in series {
         let mut path = String::new();
         let mut pen_down = false;
-        for i in 0..n {
+        for (i, label) in x_labels.iter().enumerate() {
             match s.values.get(i).copied().flatten() {
                 Some(v) => {
                     let x = LEFT + slot * (i as f64 + 0.5);
@@ -242,7 +247,7 @@ pub(crate) fn lines(
                         out,
                         r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{c}"><title>{l}: {name} {v}</title></circle>"#,
                         c = s.color,
-                        l = esc(&x_labels[i]),
+                        l = esc(label),
                         name = esc(&s.name),
                         v = fmt_tick(v)
                     );
