@@ -192,7 +192,7 @@ fn spread_text(s: Option<Spread>, unit: &str) -> String {
         None => "—".to_owned(),
         Some(s) => {
             let mut text = format!(
-                "min {:.1} {unit}, max {:.1}, mean {:.1}",
+                "min {:.1}, max {:.1}, mean {:.1} {unit}",
                 s.min, s.max, s.mean
             );
             if let Some(r) = s.ratio() {
