@@ -473,6 +473,30 @@ fn attainment_words(a: &heliograph_store::insights::Attainment) -> String {
     }
 }
 
+/// The unit a chart of durations up to `max_secs` reads best in, and seconds per unit.
+fn unit_for(max_secs: i64) -> (&'static str, f64) {
+    if max_secs > 3 * 3600 {
+        ("hours", 3600.0)
+    } else {
+        ("minutes", 60.0)
+    }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut c = word.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// "day" or "week", for sentences.
+fn bucket_noun(bucket: Bucket) -> &'static str {
+    match bucket {
+        Bucket::Day => "day",
+        Bucket::Week => "week",
+    }
+}
+
 /// The label of a bucket on charts and in tables.
 fn bucket_label(bucket: Bucket, start: NaiveDate) -> String {
     match bucket {
@@ -769,6 +793,7 @@ struct InsightsPage {
     ready: bool,
     zone: String,
     bucket_word: &'static str,
+    bucket_noun: &'static str,
     total: u64,
     counts: [u64; 4],
     mtta: Stat,
@@ -863,7 +888,7 @@ pub async fn get(
             "{} incidents in {}, stacked by severity per {}",
             report.total,
             filters.label,
-            bucket_word.to_lowercase()
+            bucket_noun(filters.bucket)
         ),
         &labels,
         &x_title,
@@ -882,17 +907,24 @@ pub async fn get(
             })
             .collect::<Vec<_>>(),
     );
-    let minutes = |s: Option<i64>| s.map(|s| s as f64 / 60.0);
     let trend = |title: &str, pick: fn(&heliograph_store::insights::BucketRow) -> Stat| {
+        let most = report
+            .buckets
+            .iter()
+            .filter_map(|b| pick(b).p90)
+            .max()
+            .unwrap_or(0);
+        let (unit, per) = unit_for(most);
+        let scaled = |s: Option<i64>| s.map(|s| s as f64 / per);
         charts::lines(
             title,
             &format!(
-                "{title} per {}, median and p90, in minutes",
-                bucket_word.to_lowercase()
+                "{title} per {}, median and p90, in {unit}",
+                bucket_noun(filters.bucket)
             ),
             &labels,
             &x_title,
-            "Minutes",
+            &capitalized(unit),
             &[
                 charts::Series {
                     name: "median".into(),
@@ -900,27 +932,30 @@ pub async fn get(
                     values: report
                         .buckets
                         .iter()
-                        .map(|b| minutes(pick(b).median))
+                        .map(|b| scaled(pick(b).median))
                         .collect(),
                 },
                 charts::Series {
                     name: "p90".into(),
                     color: "#db2777",
-                    values: report
-                        .buckets
-                        .iter()
-                        .map(|b| minutes(pick(b).p90))
-                        .collect(),
+                    values: report.buckets.iter().map(|b| scaled(pick(b).p90)).collect(),
                 },
             ],
         )
     };
     let mtta_chart = trend("Time to acknowledge (MTTA)", |b| b.mtta);
     let mttr_chart = trend("Time to resolve (MTTR)", |b| b.mttr);
+    let (unit, per) = unit_for(
+        report
+            .services
+            .first()
+            .and_then(|s| s.mttr.median)
+            .unwrap_or(0),
+    );
     let slow: Vec<(String, f64)> = report
         .services
         .iter()
-        .filter_map(|s| Some((s.name.clone(), s.mttr.median? as f64 / 60.0)))
+        .filter_map(|s| Some((s.name.clone(), s.mttr.median? as f64 / per)))
         .take(10)
         .collect();
     let slow_chart = if slow.is_empty() {
@@ -928,8 +963,8 @@ pub async fn get(
     } else {
         charts::hbars(
             "Slowest services",
-            "The ten services with the longest median time to resolve, in minutes",
-            "Median time to resolve (minutes)",
+            &format!("The ten services with the longest median time to resolve, in {unit}"),
+            &format!("Median time to resolve ({unit})"),
             &slow,
         )
     };
@@ -1034,6 +1069,7 @@ pub async fn get(
         ready: true,
         zone: zone.name().to_owned(),
         bucket_word,
+        bucket_noun: bucket_noun(filters.bucket),
         total: report.total,
         counts: report.counts,
         mtta: report.mtta,
@@ -1085,6 +1121,7 @@ fn empty_page(shell: Shell, bar: FilterBar, zone: Tz) -> InsightsPage {
         ready: false,
         zone: zone.name().to_owned(),
         bucket_word: "Day",
+        bucket_noun: "day",
         total: 0,
         counts: [0; 4],
         mtta: Stat::default(),
