@@ -182,7 +182,10 @@ async fn main() {
             "/insights/oncall, default range (30 days)",
             "/insights/oncall".to_owned(),
         ),
-        ("/insights/oncall, 12 months", format!("/insights/oncall?{year}")),
+        (
+            "/insights/oncall, 12 months",
+            format!("/insights/oncall?{year}"),
+        ),
     ] {
         let url = format!("{base}{path}");
         for _ in 0..3 {

@@ -92,10 +92,14 @@ pub struct DemoPostmortem {
     pub published_at: Option<DateTime<Utc>>,
     /// `(user, decision, decided_at)`; decision `pending`, `approved` or `changes_requested`.
     pub reviewers: Vec<(i64, &'static str, Option<DateTime<Utc>>)>,
-    /// `(at, actor user, actor, action, comment)`, oldest first.
-    pub history: Vec<(DateTime<Utc>, Option<i64>, String, &'static str, String)>,
+    /// Oldest first.
+    pub history: Vec<DemoHistory>,
     pub action_items: Vec<DemoActionItem>,
 }
+
+/// One history entry of a [`DemoPostmortem`]: `(at, actor user, actor, action, comment)`, the
+/// action `created`, `edited`, `submitted`, `approved` or `published`.
+pub type DemoHistory = (DateTime<Utc>, Option<i64>, String, &'static str, String);
 
 /// One action item of a [`DemoPostmortem`].
 #[derive(Debug, Clone)]

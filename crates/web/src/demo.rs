@@ -1648,8 +1648,7 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
             String::new(),
         )];
         let mut reviewers = Vec::new();
-        let updated;
-        match published {
+        let updated = match published {
             Some(p) => {
                 let submitted = submitted.min(p - TimeDelta::hours(2));
                 history.push((
@@ -1677,7 +1676,7 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
                     "published",
                     String::new(),
                 ));
-                updated = p;
+                p
             }
             None if status == "in_review" => {
                 let submitted = submitted.min(now - TimeDelta::minutes(30)).max(created);
@@ -1690,10 +1689,10 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
                 ));
                 reviewers.push((persons[head].id, "pending", None));
                 reviewers.push((persons[manager].id, "pending", None));
-                updated = submitted;
+                submitted
             }
-            None => updated = created,
-        }
+            None => created,
+        };
         history.sort_by_key(|h| h.0);
         let mut items = Vec::new();
         if status != "draft" || rng.random_bool(0.5) {
@@ -1715,10 +1714,10 @@ pub async fn load(store: &Store, options: &DemoOptions) -> Result<DemoSummary, D
                     *pick(&mut rng, &["open", "open", "in_progress", "done"])
                 };
                 items.push(DemoActionItem {
-                    title: (*title).to_owned(),
+                    title: title.to_string(),
                     owner_id: Some(persons[*pick(&mut rng, &responders)].id),
                     due_date: Some(due),
-                    priority: *pick(&mut rng, &["high", "medium", "medium", "low"]),
+                    priority: ["high", "medium", "medium", "low"][rng.random_range(0..4)],
                     status: item_status,
                     created_at: item_created,
                     updated_at: item_created.max(updated),
