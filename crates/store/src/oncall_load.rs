@@ -224,15 +224,6 @@ impl ClassCounts {
     pub fn total(&self) -> i64 {
         self.working + self.evening + self.sleep
     }
-
-    fn add(&mut self, code: i64, n: i64) {
-        match code {
-            0 => self.working += n,
-            1 => self.evening += n,
-            2 => self.sleep += n,
-            _ => {}
-        }
-    }
 }
 
 /// One person's on-call load over a scope.
@@ -362,15 +353,26 @@ pub struct OncallLoad {
     pub schedules: Vec<ScheduleLoad>,
 }
 
-/// Pushes the scope's filters on counted interruptions `n` (team: pages to its members;
-/// service and severity: pages about incidents on that service / of that severity).
-macro_rules! push_page_scope {
-    ($qb:expr, $scope:expr) => {{
+/// Pushes `(SELECT COUNT(*) …)` of the counted interruptions of class `$class` to the person
+/// `$user` sent in `[$from, $to)` (SQL expressions: columns of the outer query or binds pushed
+/// by `$push_range`), narrowed by the scope's filters (team: pages to its members; service and
+/// severity: pages about incidents on that service / of that severity). Each count is one seek
+/// into `notifications_user_interruptions` (user_id, interruption, sent_at): no sort and no
+/// rows leave the database.
+macro_rules! push_count {
+    ($qb:expr, $scope:expr, $user:expr, $class:expr, |$q:ident| $push_range:expr) => {{
         let scope: &Scope = $scope;
-        $qb.push(" WHERE n.interruption IS NOT NULL AND n.interruption <> 'repeat' AND n.sent_at >= ")
-            .push_bind(scope.from)
-            .push(" AND n.sent_at < ")
-            .push_bind(scope.to);
+        $qb.push(concat!(
+            "(SELECT COUNT(*) FROM notifications n WHERE n.user_id = ",
+            $user,
+            " AND n.interruption = '",
+            $class,
+            "'"
+        ));
+        {
+            let $q = &mut $qb;
+            $push_range;
+        }
         if let Some(team) = scope.team_id {
             $qb.push(" AND n.user_id IN (SELECT tm.user_id FROM team_members tm WHERE tm.team_id = ")
                 .push_bind(team)
@@ -386,8 +388,12 @@ macro_rules! push_page_scope {
                 .push_bind(severity.as_str())
                 .push(")");
         }
+        $qb.push(")");
     }};
 }
+
+/// Spans per statement when counting pages while on call (4 binds each).
+const SPANS_PER_QUERY: usize = 500;
 
 /// Merged length of intervals, in seconds.
 fn union_seconds(intervals: &mut [Span]) -> i64 {
@@ -410,30 +416,12 @@ fn union_seconds(intervals: &mut [Span]) -> i64 {
     total.num_seconds()
 }
 
-/// Counts each page (sorted by time) that falls within one of `shifts` (sorted, disjoint),
-/// walking both lists once.
-fn pages_within(pages: &[(DateTime<Utc>, i64)], shifts: &[Span]) -> ClassCounts {
-    let mut counts = ClassCounts::default();
-    let mut k = 0;
-    for &(at, code) in pages {
-        while k < shifts.len() && shifts[k].1 <= at {
-            k += 1;
-        }
-        if k == shifts.len() {
-            break;
-        }
-        if shifts[k].0 <= at {
-            counts.add(code, 1);
-        }
-    }
-    counts
-}
-
 impl Store {
-    /// The on-call load of `scope`: per person, counted interruptions by class (one
-    /// `GROUP BY`), incidents commanded (one `GROUP BY`) and hours on call from the final
-    /// schedules; per schedule, each participant's hours and the pages they received while on
-    /// call for it (their counted interruptions matched against their final shifts in one pass).
+    /// The on-call load of `scope`: per person, counted interruptions by class (a count per
+    /// person and class, each one seek into the index), incidents commanded (one `GROUP BY`)
+    /// and hours on call from the final schedules; per schedule, each participant's hours and
+    /// the pages they received while on call for it (their final shifts sent to the database
+    /// in batches and counted there the same way). No page leaves the database as a row.
     /// Hours on call are not narrowed by service or severity.
     pub async fn oncall_load(&self, scope: &Scope) -> Result<OncallLoad> {
         let users: Vec<(i64, String, String)> = read!(self.db(), c => sqlx::query_as(
@@ -450,12 +438,25 @@ impl Store {
                 .map_or_else(|| format!("User {id}"), |u| u.0.clone())
         };
 
-        // Pages by person and class.
-        let counted: Vec<(i64, String, i64)> = read!(self.db(), c => {
-            let mut qb = sqlx::QueryBuilder::new("SELECT n.user_id, n.interruption, COUNT(*) FROM notifications n");
-            push_page_scope!(qb, scope);
-            qb.push(" GROUP BY n.user_id, n.interruption");
-            qb.build_query_as::<(i64, String, i64)>().fetch_all(c).await
+        // Pages by person and class: a count per (person, class) over the index, rather than
+        // a GROUP BY, which SQLite would answer by sorting every page of the range.
+        let counted: Vec<(i64, i64, i64, i64)> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT u.id, ");
+            let range = |q: &mut sqlx::QueryBuilder<_>| {
+                q.push(" AND n.sent_at >= ").push_bind(scope.from).push(" AND n.sent_at < ").push_bind(scope.to);
+            };
+            push_count!(qb, scope, "u.id", "working", |q| range(q));
+            qb.push(", ");
+            push_count!(qb, scope, "u.id", "evening", |q| range(q));
+            qb.push(", ");
+            push_count!(qb, scope, "u.id", "sleep", |q| range(q));
+            qb.push(" FROM users u");
+            if let Some(team) = scope.team_id {
+                qb.push(" WHERE u.id IN (SELECT tm.user_id FROM team_members tm WHERE tm.team_id = ")
+                    .push_bind(team)
+                    .push(")");
+            }
+            qb.build_query_as::<(i64, i64, i64, i64)>().fetch_all(c).await
         })?;
         // Incidents commanded.
         let commanded: Vec<(i64, i64)> = read!(self.db(), c => {
@@ -517,37 +518,65 @@ impl Store {
             finals.push((s, members, shifts));
         }
 
-        // Counted interruptions of schedule participants, compact, in one query.
-        let mut pages_of: HashMap<i64, Vec<(DateTime<Utc>, i64)>> = HashMap::new();
-        if !everyone.is_empty() {
-            let rows: Vec<(i64, DateTime<Utc>, i64)> = read!(self.db(), c => {
-                let mut qb = sqlx::QueryBuilder::new(
-                    "SELECT n.user_id, n.sent_at, CAST(CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 ELSE 2 END AS BIGINT) FROM notifications n");
-                push_page_scope!(qb, scope);
-                qb.push(" AND n.user_id IN (");
+        // Pages while on call: for every (schedule, participant) shift, its counts by class,
+        // counted in the database over the index; a few statements of many shifts each.
+        let spans: Vec<(usize, i64, Span)> = finals
+            .iter()
+            .enumerate()
+            .flat_map(|(k, (_, _, shifts))| {
+                shifts
+                    .iter()
+                    .flat_map(move |(user, list)| list.iter().map(move |span| (k, *user, *span)))
+            })
+            .collect();
+        let mut on_call_pages: HashMap<(usize, i64), ClassCounts> = HashMap::new();
+        for chunk in spans.chunks(SPANS_PER_QUERY) {
+            let rows: Vec<(i64, i64, i64, i64)> = read!(self.db(), c => {
+                let mut qb = sqlx::QueryBuilder::new("WITH s (i, u, a, b) AS (VALUES ");
                 let mut list = qb.separated(", ");
-                for id in &everyone {
-                    list.push_bind(*id);
+                for (i, (_, user, (start, end))) in chunk.iter().enumerate() {
+                    list.push("(")
+                        .push_bind_unseparated(i as i64)
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(*user)
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(*start)
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(*end)
+                        .push_unseparated(")");
                 }
-                qb.push(") ORDER BY n.user_id, n.sent_at");
-                qb.build_query_as::<(i64, DateTime<Utc>, i64)>().fetch_all(c).await
+                qb.push(") SELECT s.i");
+                let range = |q: &mut sqlx::QueryBuilder<_>| {
+                    q.push(" AND n.sent_at >= s.a AND n.sent_at < s.b");
+                };
+                qb.push(", ");
+                push_count!(qb, scope, "s.u", "working", |q| range(q));
+                qb.push(", ");
+                push_count!(qb, scope, "s.u", "evening", |q| range(q));
+                qb.push(", ");
+                push_count!(qb, scope, "s.u", "sleep", |q| range(q));
+                qb.push(" FROM s");
+                qb.build_query_as::<(i64, i64, i64, i64)>().fetch_all(c).await
             })?;
-            for (user, at, code) in rows {
-                pages_of.entry(user).or_default().push((at, code));
+            for (i, working, evening, sleep) in rows {
+                let Some((k, user, _)) = usize::try_from(i).ok().and_then(|i| chunk.get(i)) else {
+                    continue;
+                };
+                let counts = on_call_pages.entry((*k, *user)).or_default();
+                counts.working += working;
+                counts.evening += evening;
+                counts.sleep += sleep;
             }
         }
 
         let mut schedules = Vec::with_capacity(finals.len());
         let mut on_call: HashMap<i64, Vec<Span>> = HashMap::new();
-        for (s, members, shifts) in finals {
+        for (k, (s, members, shifts)) in finals.into_iter().enumerate() {
             let mut participants: Vec<ParticipantLoad> = shifts
                 .into_iter()
                 .map(|(user, list)| {
                     let seconds = list.iter().map(|(a, b)| (*b - *a).num_seconds()).sum();
-                    let pages = pages_of
-                        .get(&user)
-                        .map(|p| pages_within(p, &list))
-                        .unwrap_or_default();
+                    let pages = on_call_pages.get(&(k, user)).copied().unwrap_or_default();
                     on_call.entry(user).or_default().extend(list);
                     ParticipantLoad {
                         user_id: user,
@@ -581,16 +610,14 @@ impl Store {
             pages: ClassCounts::default(),
             commanded: 0,
         };
-        for (user, class, n) in counted {
-            let code = match class.parse::<InterruptionClass>() {
-                Ok(c) => code_of(c),
-                Err(_) => continue,
-            };
-            people
-                .entry(user)
-                .or_insert_with(|| blank(user))
-                .pages
-                .add(code, n);
+        for (user, working, evening, sleep) in counted {
+            if working + evening + sleep > 0 {
+                people.entry(user).or_insert_with(|| blank(user)).pages = ClassCounts {
+                    working,
+                    evening,
+                    sleep,
+                };
+            }
         }
         for (user, n) in commanded {
             people.entry(user).or_insert_with(|| blank(user)).commanded = n;
@@ -657,24 +684,6 @@ mod tests {
         let mut out = Vec::new();
         decide(&pages, TimeZone::UTC, &mut out);
         assert_eq!(out, vec![(2, 3), (3, 1)]);
-    }
-
-    #[test]
-    fn pages_are_matched_to_shifts_half_open() {
-        let shifts = vec![
-            (t("2026-11-30T09:00:00Z"), t("2026-12-01T09:00:00Z")),
-            (t("2026-12-02T09:00:00Z"), t("2026-12-03T09:00:00Z")),
-        ];
-        let pages = vec![
-            (t("2026-11-30T08:59:59Z"), 0), // before
-            (t("2026-11-30T09:00:00Z"), 0), // first instant: in
-            (t("2026-12-01T03:00:00Z"), 2), // in
-            (t("2026-12-01T09:00:00Z"), 2), // end is exclusive: out
-            (t("2026-12-02T20:00:00Z"), 1), // second shift: in
-            (t("2026-12-04T20:00:00Z"), 1), // after
-        ];
-        let c = pages_within(&pages, &shifts);
-        assert_eq!((c.working, c.evening, c.sleep), (1, 1, 1));
     }
 
     #[test]
