@@ -477,3 +477,103 @@ async fn preview_renders_sanitized_markdown_keeps_every_field_and_saves_nothing(
         );
     }
 }
+
+#[tokio::test]
+async fn search_finds_words_and_word_beginnings_in_the_text_and_follows_edits() {
+    use heliograph_store::Audit;
+    use heliograph_store::postmortems::{PostmortemEdit, Saved};
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        app.user("ida@example.com", Role::Responder, "ida's long password")
+            .await;
+        let b = app.browser();
+        app.sign_in(&b, "ida@example.com", "ida's long password")
+            .await;
+        for title in ["Reranker timeouts", "Gateway 502s"] {
+            post_form(
+                &app,
+                &b,
+                "/incidents",
+                &[("title", title), ("severity", "SEV3")],
+            )
+            .await;
+        }
+        let (first, _) = app.store.start_postmortem(1, &Audit::cli()).await.unwrap();
+        let (second, _) = app.store.start_postmortem(2, &Audit::cli()).await.unwrap();
+        let edit = |title: &str, root_cause: &str| {
+            let mut sections = heliograph_store::postmortems::Sections::default();
+            sections.root_cause = root_cause.into();
+            PostmortemEdit {
+                title: title.into(),
+                sections,
+                timeline: vec![],
+            }
+        };
+        let saved = app
+            .store
+            .update_postmortem(
+                first,
+                &edit(
+                    "Reranker timeouts",
+                    "A **stale replica** of the Über-index.\n\nNew line",
+                ),
+                1,
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(saved, Saved::Saved(_)));
+        let found = |q: &'static str| {
+            let store = app.store.clone();
+            async move {
+                let filter = PostmortemFilter {
+                    search: Some(q.into()),
+                    ..PostmortemFilter::default()
+                };
+                let mut ids: Vec<i64> = store
+                    .postmortems(&filter, 10, None)
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .map(|p| p.id)
+                    .collect();
+                ids.sort();
+                ids
+            }
+        };
+        assert_eq!(found("stale replica").await, [first], "{backend:?}");
+        assert_eq!(found("STALE").await, [first], "case does not matter");
+        assert_eq!(found("replic").await, [first], "word beginnings");
+        assert_eq!(found("über").await, [first]);
+        assert_eq!(found("reranker").await, [first], "titles are searched");
+        assert_eq!(found("gateway").await, [second]);
+        assert!(found("eplica").await.is_empty(), "not the middle of a word");
+        assert!(
+            found("stale gateway").await.is_empty(),
+            "every word is required"
+        );
+        assert!(found("root_cause").await.is_empty(), "not the JSON keys");
+        assert!(found("nnew").await.is_empty(), "not JSON escapes");
+        assert!(found("%%% --").await.is_empty(), "no words, no matches");
+        // Edits are followed: the old text is forgotten, the new one found.
+        let saved = app
+            .store
+            .update_postmortem(
+                first,
+                &edit("Reranker timeouts", "A cold cache after the deploy"),
+                2,
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(saved, Saved::Saved(_)));
+        assert!(found("replica").await.is_empty(), "{backend:?}");
+        assert_eq!(found("cold cache").await, [first]);
+        // The page searches the same way.
+        let (status, list) = text(&b, app.url("/postmortems?q=cold+cach")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(list.contains(&format!("/postmortems/{first}\"")), "{list}");
+        assert!(!list.contains(&format!("/postmortems/{second}\"")));
+    }
+}

@@ -296,7 +296,8 @@ pub struct PostmortemFilter {
     pub from: Option<DateTime<Utc>>,
     /// The incident began before this instant.
     pub to: Option<DateTime<Utc>>,
-    /// Words that must all appear in the title or the sections.
+    /// Words that must all appear in the title or the sections' text, as words or word
+    /// beginnings ("replica" finds "replicas", not "areplica").
     pub search: Option<String>,
 }
 
@@ -509,17 +510,32 @@ fn encode<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Escapes `%`, `_` and `\` for a LIKE pattern and lowercases.
-fn like_word(word: &str) -> String {
-    let mut out = String::from("%");
-    for ch in word.to_lowercase().chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('%');
-    out
+/// The words of a search, lowercased: runs of letters and digits (at most eight), the way
+/// both full-text indexes split text. Punctuation only separates words.
+fn search_words(raw: &str) -> Vec<String> {
+    raw.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(8)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// An FTS5 query: every word, each as a word beginning (`"replica"*`), all required.
+fn fts5_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\"*"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A PostgreSQL tsquery: every word, each as a word beginning (`replica:*`), all required.
+fn tsquery(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("{w}:*"))
+        .collect::<Vec<_>>()
+        .join(" & ")
 }
 
 async fn add_history(
@@ -733,14 +749,12 @@ impl Store {
     ) -> Result<Page<PostmortemSummary>> {
         let status = filter.status.map(PostmortemStatus::as_str);
         let severity = filter.severity.map(Severity::as_str);
-        let words: Vec<String> = filter
-            .search
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace()
-            .take(8)
-            .map(like_word)
-            .collect();
+        // Search uses the full-text index of migration 0010 (FTS5 / tsvector with GIN): words
+        // and word beginnings in the title and the sections' text. A search with no letters or
+        // digits in it matches nothing.
+        let search = filter.search.as_deref().filter(|s| !s.trim().is_empty());
+        let words = search.map(search_words).unwrap_or_default();
+        let postgres = self.db().backend() == crate::Backend::Postgres;
         let rows: Vec<PostmortemSummary> = read!(self.db(), c => {
             let mut qb = sqlx::QueryBuilder::new(
                 "SELECT p.id, p.incident_id, i.number AS incident_number, p.status, p.title, i.severity, p.owner_id,
@@ -764,12 +778,16 @@ impl Store {
             if let Some(to) = filter.to {
                 qb.push(" AND i.triggered_at < ").push_bind(to);
             }
-            for word in &words {
-                qb.push(" AND (LOWER(p.title) LIKE ")
-                    .push_bind(word.clone())
-                    .push(" ESCAPE '\\' OR LOWER(p.sections) LIKE ")
-                    .push_bind(word.clone())
-                    .push(" ESCAPE '\\')");
+            if search.is_some() && words.is_empty() {
+                qb.push(" AND 1 = 0");
+            } else if !words.is_empty() && postgres {
+                qb.push(" AND p.search @@ to_tsquery('simple', ")
+                    .push_bind(tsquery(&words))
+                    .push(")");
+            } else if !words.is_empty() {
+                qb.push(" AND p.id IN (SELECT rowid FROM postmortem_search WHERE postmortem_search MATCH ")
+                    .push_bind(fts5_query(&words))
+                    .push(")");
             }
             if let Some(cursor) = cursor {
                 qb.push(" AND p.id < ").push_bind(cursor);
@@ -1363,5 +1381,32 @@ impl Store {
             .fetch_all(c)
             .await)
         .map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searches_split_into_lowercase_words() {
+        assert_eq!(search_words("Stale  REPLICA"), ["stale", "replica"]);
+        assert_eq!(
+            search_words("p99-latency, v4.2"),
+            ["p99", "latency", "v4", "2"]
+        );
+        assert_eq!(
+            search_words("Über \"quoted\" 100%"),
+            ["über", "quoted", "100"]
+        );
+        assert!(search_words("%%% -- '").is_empty());
+        assert_eq!(search_words("a b c d e f g h i j").len(), 8);
+    }
+
+    #[test]
+    fn queries_ask_for_word_beginnings_all_required() {
+        let words = search_words("stale replica");
+        assert_eq!(fts5_query(&words), "\"stale\"* \"replica\"*");
+        assert_eq!(tsquery(&words), "stale:* & replica:*");
     }
 }
