@@ -466,6 +466,21 @@ async fn scenario(backend: Backend) {
     forget_classes(store, &[u1, l3]).await;
     assert_eq!(store.classify_pending_interruptions().await.unwrap(), 2);
     assert_eq!(classes(store).await, inline);
+    // Pages left unclassified (sent before the feature existed) are classified when the
+    // engine starts: restart the server with its engine on.
+    forget_classes(store, &[]).await;
+    let db = app.stop().await;
+    let app = TestApp::spawn_on(backend, db, Arc::new(clock.clone())).await;
+    let store = &app.store;
+    let mut waited = 0;
+    while classes(store).await != inline {
+        assert!(
+            waited < 100,
+            "the engine did not classify earlier pages at start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
 
     // Read as a viewer (in UTC), later on.
     let client = app.browser();
