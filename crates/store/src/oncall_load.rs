@@ -498,7 +498,6 @@ impl Store {
         type Shifts = BTreeMap<i64, Vec<Span>>;
         let mut finals: Vec<(&StoredSchedule, BTreeSet<i64>, Shifts)> =
             Vec::with_capacity(stored.len());
-        let mut everyone: BTreeSet<i64> = BTreeSet::new();
         for s in &stored {
             let own: Vec<_> = overrides
                 .iter()
@@ -514,7 +513,6 @@ impl Store {
                     shifts.entry(p).or_default().push((shift.start, shift.end));
                 }
             }
-            everyone.extend(shifts.keys().copied());
             finals.push((s, members, shifts));
         }
 
