@@ -418,3 +418,152 @@ async fn write_review_publish_and_read_a_postmortem() {
     let _ = std::fs::remove_dir_all(&profiles);
     app.stop().await;
 }
+
+/// The edit form's copy in localStorage: text typed and never saved survives leaving the page,
+/// comes back on request with the version it was typed against, and Save is then refused (with
+/// the text kept) because someone else saved meanwhile — the copy never overwrites their work.
+#[tokio::test]
+async fn unsaved_postmortem_text_is_kept_in_the_browser_and_still_meets_the_version_check() {
+    let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+    let chromedriver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium and chromium-driver for the browser test"
+        );
+        eprintln!("SKIPPED: install Debian's chromium and chromium-driver to run the browser test");
+        return;
+    };
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.user("sre@example.com", Role::Responder, "sre's long password")
+        .await;
+    let incident = app
+        .store
+        .declare_incident(
+            &heliograph_store::incidents::NewIncident {
+                title: "Vector DB compaction stall".into(),
+                description: String::new(),
+                description_html: String::new(),
+                severity: heliograph_domain::Severity::Sev3,
+                service_ids: vec![],
+                commander_id: None,
+            },
+            &heliograph_store::Audit::cli(),
+        )
+        .await
+        .unwrap();
+    let (id, _) = app
+        .store
+        .start_postmortem(incident.number, &heliograph_store::Audit::cli())
+        .await
+        .unwrap();
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let profiles = std::env::temp_dir().join(format!(
+        "heliograph-browser-draft-{}-{port}",
+        std::process::id()
+    ));
+    let c = browser(port, &profiles.join("a"), &chromium).await;
+    sign_in(&c, &app, "sre@example.com", "sre's long password").await;
+
+    // Type, never save, leave.
+    c.goto(&app.url(&format!("/postmortems/{id}/edit")))
+        .await
+        .unwrap();
+    wait_for_text(&c, "Edit postmortem").await;
+    assert!(
+        c.find(Locator::Id("draft-restore")).await.is_err(),
+        "nothing to restore yet"
+    );
+    c.find(Locator::Id("lessons"))
+        .await
+        .unwrap()
+        .send_keys("Compaction needs its own IO budget.")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .execute("return window.localStorage.length;", vec![])
+        .await
+        .unwrap()
+        == serde_json::json!(0)
+    {
+        assert!(Instant::now() < deadline, "the draft was not kept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.goto(&app.url(&format!("/postmortems/{id}")))
+        .await
+        .unwrap();
+    let stored = app.store.postmortem(id).await.unwrap();
+    assert_eq!(stored.sections.lessons, "", "nothing reached the server");
+
+    // Someone else saves meanwhile.
+    let mut other = heliograph_store::postmortems::PostmortemEdit {
+        title: stored.title.clone(),
+        sections: stored.sections.clone(),
+        timeline: stored.timeline.clone(),
+    };
+    other.sections.root_cause = "Someone else's analysis".into();
+    app.store
+        .update_postmortem(id, &other, stored.version, &heliograph_store::Audit::cli())
+        .await
+        .unwrap();
+
+    // Back on the form: the text is offered back, with the version it was typed against.
+    c.goto(&app.url(&format!("/postmortems/{id}/edit")))
+        .await
+        .unwrap();
+    wait_for_text(&c, "that was not saved").await;
+    let lessons = c.find(Locator::Id("lessons")).await.unwrap();
+    assert_eq!(lessons.prop("value").await.unwrap().as_deref(), Some(""));
+    c.find(Locator::Id("draft-restore-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        lessons.prop("value").await.unwrap().as_deref(),
+        Some("Compaction needs its own IO budget.")
+    );
+    let version = c
+        .find(Locator::Css("input[name=version]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(version, Some(stored.version.to_string()), "the old version");
+
+    // Save is refused, the other save stands, and the text is still in the form.
+    c.find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(
+        &c,
+        "Someone else saved this postmortem while you were editing",
+    )
+    .await;
+    let lessons = c.find(Locator::Id("lessons")).await.unwrap();
+    assert_eq!(
+        lessons.prop("value").await.unwrap().as_deref(),
+        Some("Compaction needs its own IO budget.")
+    );
+    let now = app.store.postmortem(id).await.unwrap();
+    assert_eq!(now.sections.root_cause, "Someone else's analysis");
+    assert_eq!(now.sections.lessons, "");
+
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profiles);
+    app.stop().await;
+}
