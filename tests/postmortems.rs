@@ -501,8 +501,10 @@ async fn search_finds_words_and_word_beginnings_in_the_text_and_follows_edits() 
         let (first, _) = app.store.start_postmortem(1, &Audit::cli()).await.unwrap();
         let (second, _) = app.store.start_postmortem(2, &Audit::cli()).await.unwrap();
         let edit = |title: &str, root_cause: &str| {
-            let mut sections = heliograph_store::postmortems::Sections::default();
-            sections.root_cause = root_cause.into();
+            let sections = heliograph_store::postmortems::Sections {
+                root_cause: root_cause.into(),
+                ..Default::default()
+            };
             PostmortemEdit {
                 title: title.into(),
                 sections,
