@@ -818,6 +818,9 @@ async fn postmortems_and_action_items() {
             .await
             .unwrap();
         assert!(page.contains("3 open, 1 overdue"), "{backend:?}");
+        // The overdue ones are listed with their titles.
+        assert!(page.contains("#3</a> Incident 3 (SEV1)"), "{backend:?}");
+        assert!(page.contains("#11</a> Incident 11 (SEV2)"), "{backend:?}");
         assert!(page.contains("8 targets missed"), "{backend:?}");
         // Service S2 has no postmortem or action item.
         let got = csv(

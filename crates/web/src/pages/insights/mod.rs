@@ -869,7 +869,10 @@ pub async fn get(
         return Ok(render_with_status(StatusCode::BAD_REQUEST, &page));
     };
     let (report, _) = report(&state, &filters, now).await?;
-    let postmortems = state.store.insight_postmortems(&filters.scope).await?;
+    let postmortems = state
+        .store
+        .insight_postmortems(&filters.scope, false)
+        .await?;
     let items = state.store.insight_action_items(&filters.scope).await?;
     let today = now.with_timezone(&zone).date_naive();
 
@@ -1030,14 +1033,21 @@ pub async fn get(
         .collect();
     let outcomes: Vec<PostmortemOutcome> = postmortems.iter().map(|p| p.outcome(now)).collect();
     let count = |o: PostmortemOutcome| outcomes.iter().filter(|x| **x == o).count();
-    let pm_list = postmortems
+    let shown: Vec<(&PostmortemFact, &PostmortemOutcome)> = postmortems
         .iter()
         .zip(&outcomes)
         .filter(|(_, o)| matches!(o, PostmortemOutcome::Overdue | PostmortemOutcome::Pending))
         .take(20)
+        .collect();
+    let titles = state
+        .store
+        .incident_titles(&shown.iter().map(|(p, _)| p.number).collect::<Vec<_>>())
+        .await?;
+    let pm_list = shown
+        .into_iter()
         .map(|(p, o)| PostmortemView {
             number: p.number,
-            title: p.title.clone(),
+            title: titles.get(&p.number).cloned().unwrap_or_default(),
             severity: p.severity.clone(),
             due: shell.time(&p.due()),
             postmortem_id: p.postmortem_id,
@@ -1193,9 +1203,13 @@ pub async fn csv(
             .into_response());
     };
     let csv = match file.as_str() {
-        "postmortems.csv" => {
-            postmortems_csv(&state.store.insight_postmortems(&filters.scope).await?, now)
-        }
+        "postmortems.csv" => postmortems_csv(
+            &state
+                .store
+                .insight_postmortems(&filters.scope, true)
+                .await?,
+            now,
+        ),
         "action-items.csv" => action_items_csv(
             &state.store.insight_action_items(&filters.scope).await?,
             now.with_timezone(&zone).date_naive(),
