@@ -7,7 +7,7 @@
 //!
 //! Prints the median and 90th percentile of the full request time over 50 requests after 10
 //! warm-up requests, and how many postmortems each search matches. POSTMORTEMS=n changes the
-//! count.
+//! count; EXPLAIN=1 prints PostgreSQL's plans of the search query.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -292,6 +292,28 @@ async fn main() {
         count_of("latency").await,
         count_of("stale replica").await,
     );
+
+    if std::env::var_os("EXPLAIN").is_some()
+        && let Db::Postgres(pool) = store.db()
+    {
+        // The plan of the search query as the list runs it (see Store::postmortems).
+        for q in ["tokenizer:*", "kubernetes:*", "latency:*"] {
+            let plan: Vec<(String,)> = sqlx::query_as(
+                "EXPLAIN ANALYZE SELECT p.id FROM postmortems p JOIN incidents i ON i.id = p.incident_id
+                 LEFT JOIN users u ON u.id = p.owner_id
+                 WHERE TRUE AND p.status = 'published' AND p.search @@ to_tsquery('simple', $1)
+                 ORDER BY p.id DESC LIMIT 51",
+            )
+            .bind(q)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            println!("{q}:");
+            for (line,) in plan {
+                println!("  {line}");
+            }
+        }
+    }
 
     let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
         .await
