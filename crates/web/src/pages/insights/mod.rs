@@ -868,12 +868,19 @@ pub async fn get(
         let page = empty_page(shell, bar, zone);
         return Ok(render_with_status(StatusCode::BAD_REQUEST, &page));
     };
-    let (report, _) = report(&state, &filters, now).await?;
-    let postmortems = state
-        .store
-        .insight_postmortems(&filters.scope, false)
-        .await?;
-    let items = state.store.insight_action_items(&filters.scope).await?;
+    // The three reads are independent: run them side by side on the pool.
+    let ((report, _), postmortems, items) = futures::try_join!(
+        report(&state, &filters, now),
+        async {
+            Ok::<_, AppError>(
+                state
+                    .store
+                    .insight_postmortems(&filters.scope, false)
+                    .await?,
+            )
+        },
+        async { Ok::<_, AppError>(state.store.insight_action_items(&filters.scope).await?) },
+    )?;
     let today = now.with_timezone(&zone).date_naive();
 
     let labels: Vec<String> = report
