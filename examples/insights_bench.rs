@@ -169,6 +169,9 @@ async fn main() {
     assert_eq!(r.status(), 303);
 
     let today = now.date_naive();
+    if std::env::var_os("PROBE").is_some() {
+        probe(&store, now).await;
+    }
     let year = format!(
         "range=custom&from={}&to={}",
         (today - chrono::Days::new(364)).format("%Y-%m-%d"),
@@ -209,6 +212,57 @@ async fn main() {
             times[samples / 2].as_secs_f64() * 1000.0,
             times[samples * 9 / 10].as_secs_f64() * 1000.0,
             bytes / 1024
+        );
+    }
+}
+
+/// Times each store call behind the 12-month /insights and /insights/oncall pages, to find
+/// where the time goes.
+async fn probe(store: &Store, now: chrono::DateTime<Utc>) {
+    use heliograph_store::insights::{Bucket, Scope, Window, compute};
+    let today = now.date_naive();
+    let first_day = today - chrono::Days::new(364);
+    let scope = Scope {
+        from: first_day.and_hms_opt(0, 0, 0).unwrap().and_utc(),
+        to: (today + chrono::Days::new(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc(),
+        team_id: None,
+        service_id: None,
+        severity: None,
+    };
+    let window = Window {
+        zone: chrono_tz::UTC,
+        bucket: Bucket::Week,
+        first_day,
+        last_day: today,
+    };
+    for _ in 0..5 {
+        let t = Instant::now();
+        let services = store.services().await.unwrap();
+        let t_services = t.elapsed();
+        let t = Instant::now();
+        let facts = store.insight_incidents(&scope).await.unwrap();
+        let t_facts = t.elapsed();
+        let t = Instant::now();
+        let _report = compute(&facts, &services, &scope, &window, now);
+        let t_compute = t.elapsed();
+        let t = Instant::now();
+        let pms = store.insight_postmortems(&scope, false).await.unwrap();
+        let t_pms = t.elapsed();
+        let t = Instant::now();
+        let items = store.insight_action_items(&scope).await.unwrap();
+        let t_items = t.elapsed();
+        let t = Instant::now();
+        let _load = store.oncall_load(&scope).await.unwrap();
+        let t_load = t.elapsed();
+        println!(
+            "probe (12 months): services {t_services:.1?}; insight_incidents {t_facts:.1?} ({} rows); compute {t_compute:.1?}; \
+             insight_postmortems {t_pms:.1?} ({} rows); insight_action_items {t_items:.1?} ({} rows); oncall_load {t_load:.1?}",
+            facts.len(),
+            pms.len(),
+            items.len()
         );
     }
 }
