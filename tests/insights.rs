@@ -818,6 +818,12 @@ async fn postmortems_and_action_items() {
             .await
             .unwrap();
         assert!(page.contains("3 open, 1 overdue"), "{backend:?}");
+        // The page's counts agree with the CSV: 5 needed, 1 on time, 1 late, 3 overdue, 0 not
+        // yet due.
+        assert!(
+            page.contains("<tr><td>5</td><td>1</td><td>1</td><td>3</td><td>0</td></tr>"),
+            "{backend:?}"
+        );
         // The overdue ones are listed with their titles.
         assert!(page.contains("#3</a> Incident 3 (SEV1)"), "{backend:?}");
         assert!(page.contains("#11</a> Incident 11 (SEV2)"), "{backend:?}");

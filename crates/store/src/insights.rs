@@ -322,6 +322,26 @@ impl Store {
     /// Open and in-progress action items of the postmortems of incidents triggered in the
     /// scope, by due date (undated last).
     pub async fn insight_action_items(&self, scope: &Scope) -> Result<Vec<ActionItemFact>> {
+        self.action_items_of_scope(scope, None, None).await
+    }
+
+    /// The first `limit` of those due before `today`, by due date.
+    pub async fn insight_overdue_action_items(
+        &self,
+        scope: &Scope,
+        today: NaiveDate,
+        limit: i64,
+    ) -> Result<Vec<ActionItemFact>> {
+        self.action_items_of_scope(scope, Some(today), Some(limit))
+            .await
+    }
+
+    async fn action_items_of_scope(
+        &self,
+        scope: &Scope,
+        overdue_on: Option<NaiveDate>,
+        limit: Option<i64>,
+    ) -> Result<Vec<ActionItemFact>> {
         read!(self.db(), c => {
             let mut qb = sqlx::QueryBuilder::new(
                 "SELECT a.id, a.title, a.status, a.priority, a.due_date, u.name AS owner_name, a.postmortem_id, i.number
@@ -330,10 +350,92 @@ impl Store {
                  WHERE a.status IN ('open', 'in_progress') AND i.triggered_at >= ");
             qb.push_bind(scope.from).push(" AND i.triggered_at < ").push_bind(scope.to);
             push_scope!(qb, scope);
+            if let Some(day) = overdue_on {
+                qb.push(" AND a.due_date < ").push_bind(day.format("%Y-%m-%d").to_string());
+            }
             qb.push(" ORDER BY CASE WHEN a.due_date IS NULL THEN 1 ELSE 0 END, a.due_date, a.id");
+            if let Some(limit) = limit {
+                qb.push(" LIMIT ").push_bind(limit);
+            }
             qb.build_query_as::<ActionItemFact>().fetch_all(c).await
         })
         .map_err(Into::into)
+    }
+
+    /// How many open and in-progress action items [`Store::insight_action_items`] lists, and
+    /// how many of them are due before `today`: (open, overdue), counted by the database.
+    pub async fn insight_action_item_counts(
+        &self,
+        scope: &Scope,
+        today: NaiveDate,
+    ) -> Result<(i64, i64)> {
+        let (open, overdue): (i64, Option<i64>) = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT COUNT(*), CAST(SUM(CASE WHEN a.due_date < ");
+            qb.push_bind(today.format("%Y-%m-%d").to_string());
+            qb.push(" THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM action_items a JOIN postmortems p ON p.id = a.postmortem_id JOIN incidents i ON i.id = p.incident_id
+                 WHERE a.status IN ('open', 'in_progress') AND i.triggered_at >= ");
+            qb.push_bind(scope.from).push(" AND i.triggered_at < ").push_bind(scope.to);
+            push_scope!(qb, scope);
+            qb.build_query_as::<(i64, Option<i64>)>().fetch_one(c).await
+        })?;
+        Ok((open, overdue.unwrap_or(0)))
+    }
+
+    /// [`Store::insight_postmortems`] without titles, packed by the database into one text row
+    /// (`number,severity digit,resolved,postmortem id,status,published`, instants as epoch
+    /// seconds), for the page, which only counts them and lists twenty.
+    pub async fn insight_postmortems_packed(&self, scope: &Scope) -> Result<Vec<PostmortemFact>> {
+        let packed = match self.db().backend() {
+            crate::Backend::Sqlite => {
+                "SELECT group_concat(i.number || ',' || substr(i.severity, 4, 1) || ',' || unixepoch(i.resolved_at)
+                 || ',' || COALESCE(p.id, '') || ',' || COALESCE(p.status, '') || ',' || COALESCE(unixepoch(p.published_at), ''), ';')"
+            }
+            crate::Backend::Postgres => {
+                "SELECT string_agg(i.number || ',' || substr(i.severity, 4, 1) || ',' || FLOOR(EXTRACT(EPOCH FROM i.resolved_at))::BIGINT
+                 || ',' || COALESCE(p.id::TEXT, '') || ',' || COALESCE(p.status, '')
+                 || ',' || COALESCE(FLOOR(EXTRACT(EPOCH FROM p.published_at))::BIGINT::TEXT, ''), ';')"
+            }
+        };
+        let text: Option<String> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new(packed);
+            qb.push(" FROM incidents i LEFT JOIN postmortems p ON p.incident_id = i.id
+                 WHERE i.severity IN ('SEV1', 'SEV2') AND i.resolved_at >= ");
+            qb.push_bind(scope.from).push(" AND i.resolved_at < ").push_bind(scope.to);
+            push_scope!(qb, scope);
+            qb.build_query_scalar::<Option<String>>().fetch_one(c).await
+        })?;
+        let corrupt = |what: &str| crate::StoreError::Corrupt(format!("insights row: {what}"));
+        let mut out = Vec::new();
+        for record in text
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .filter(|r| !r.is_empty())
+        {
+            let f: Vec<&str> = record.split(',').collect();
+            let [number, severity, resolved, postmortem, status, published] = f[..] else {
+                return Err(corrupt(record));
+            };
+            let int = |v: &str| v.parse::<i64>().map_err(|_| corrupt(record));
+            let opt = |v: &str| (!v.is_empty()).then(|| int(v)).transpose();
+            out.push(PostmortemFact {
+                number: int(number)?,
+                title: String::new(),
+                severity: format!("SEV{severity}"),
+                resolved_at: instant(int(resolved)?)?,
+                postmortem_id: opt(postmortem)?,
+                status: (!status.is_empty()).then(|| status.to_owned()),
+                published_at: opt(published)?.map(instant).transpose()?,
+            });
+        }
+        // Newest resolution first, as the row query orders them.
+        out.sort_by(|a, b| {
+            b.resolved_at
+                .cmp(&a.resolved_at)
+                .then(b.number.cmp(&a.number))
+        });
+        Ok(out)
     }
 
     /// Alerts of a service seen since `since`: counts, and the ten noisiest integrations and

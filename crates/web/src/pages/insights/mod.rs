@@ -816,8 +816,8 @@ struct InsightsPage {
     pm_overdue: usize,
     pm_pending: usize,
     pm_list: Vec<PostmortemView>,
-    items_open: usize,
-    items_overdue: usize,
+    items_open: i64,
+    items_overdue: i64,
     item_list: Vec<ItemView>,
     csv_query: String,
 }
@@ -868,20 +868,35 @@ pub async fn get(
         let page = empty_page(shell, bar, zone);
         return Ok(render_with_status(StatusCode::BAD_REQUEST, &page));
     };
-    // The three reads are independent: run them side by side on the pool.
-    let ((report, _), postmortems, items) = futures::try_join!(
+    // The reads are independent: run them side by side on the pool.
+    let today = now.with_timezone(&zone).date_naive();
+    let ((report, _), postmortems, (items_open, items_overdue), overdue_items) = futures::try_join!(
         report(&state, &filters, now),
         async {
             Ok::<_, AppError>(
                 state
                     .store
-                    .insight_postmortems(&filters.scope, false)
+                    .insight_postmortems_packed(&filters.scope)
                     .await?,
             )
         },
-        async { Ok::<_, AppError>(state.store.insight_action_items(&filters.scope).await?) },
+        async {
+            Ok::<_, AppError>(
+                state
+                    .store
+                    .insight_action_item_counts(&filters.scope, today)
+                    .await?,
+            )
+        },
+        async {
+            Ok::<_, AppError>(
+                state
+                    .store
+                    .insight_overdue_action_items(&filters.scope, today, 20)
+                    .await?,
+            )
+        },
     )?;
-    let today = now.with_timezone(&zone).date_naive();
 
     let labels: Vec<String> = report
         .buckets
@@ -1069,10 +1084,8 @@ pub async fn get(
             ),
         })
         .collect();
-    let overdue: Vec<&ActionItemFact> = items.iter().filter(|a| a.is_overdue(today)).collect();
-    let item_list = overdue
+    let item_list = overdue_items
         .iter()
-        .take(20)
         .map(|a| ItemView {
             title: a.title.clone(),
             number: a.number,
@@ -1121,8 +1134,8 @@ pub async fn get(
         pm_overdue: count(PostmortemOutcome::Overdue),
         pm_pending: count(PostmortemOutcome::Pending),
         pm_list,
-        items_open: items.len(),
-        items_overdue: overdue.len(),
+        items_open,
+        items_overdue,
         item_list,
         csv_query: filters.query_string.clone(),
         shell,
