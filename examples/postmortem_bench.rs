@@ -299,9 +299,10 @@ async fn main() {
         // The plan of the search query as the list runs it (see Store::postmortems).
         for q in ["tokenizer:*", "kubernetes:*", "latency:*"] {
             let plan: Vec<(String,)> = sqlx::query_as(
-                "EXPLAIN ANALYZE SELECT p.id FROM postmortems p JOIN incidents i ON i.id = p.incident_id
+                "EXPLAIN ANALYZE WITH hits AS MATERIALIZED (SELECT id FROM postmortems WHERE search @@ to_tsquery('simple', $1))
+                 SELECT p.id FROM postmortems p JOIN incidents i ON i.id = p.incident_id
                  LEFT JOIN users u ON u.id = p.owner_id
-                 WHERE TRUE AND p.status = 'published' AND p.search @@ to_tsquery('simple', $1)
+                 WHERE TRUE AND p.status = 'published' AND p.id IN (SELECT id FROM hits)
                  ORDER BY p.id DESC LIMIT 51",
             )
             .bind(q)
