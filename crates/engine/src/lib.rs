@@ -30,7 +30,7 @@ use heliograph_notify::{Channel, Message, SendError};
 use heliograph_scheduler::Schedule;
 use heliograph_store::jobs::{Job, NewJob};
 use heliograph_store::paging::{Delivery, EscalationContext, NewNotification, PagedPerson, Step};
-use heliograph_store::{Store, StoreError};
+use heliograph_store::{Store, StoreError, team_channels};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -418,9 +418,11 @@ impl Engine {
         // Resolve the targets to people.
         let mut people: Vec<(i64, String)> = Vec::new();
         let mut nobody: Vec<String> = Vec::new();
+        let mut channels: Vec<i64> = Vec::new();
         for target in &level.targets {
             match target.kind.as_str() {
                 "user" => people.push((target.id, String::new())),
+                "channel" if !channels.contains(&target.id) => channels.push(target.id),
                 "schedule" => match self.on_call(target.id, now).await? {
                     (Some(user), name) => people.push((user, format!(" (on call in {name})"))),
                     (None, name) => nobody.push(format!("{name} has nobody on call")),
@@ -433,6 +435,35 @@ impl Engine {
         let low = matches!(ctx.severity, Severity::Sev3 | Severity::Sev4);
         let subject = render::subject(&ctx);
         let mut paged = Vec::new();
+        // Team channels: posted to at once (no person, so no working hours and no
+        // interruption counted), keyed by the channel in place of the person.
+        for channel_id in &channels {
+            let channel = match self.store.team_channel(*channel_id).await {
+                Ok(c) => c,
+                Err(StoreError::NotFound) => {
+                    nobody.push(format!("channel {channel_id} no longer exists"));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            step.notifications.push(NewNotification {
+                idempotency_key: format!(
+                    "page:{}:{}:{}:{}:channel:{}",
+                    ctx.incident_id, p.epoch, p.level, p.repeat, channel.id
+                ),
+                incident_id: Some(ctx.incident_id),
+                user_id: None,
+                contact_method_id: None,
+                purpose: "page",
+                channel: channel.kind.as_str().to_owned(),
+                address: channel.url.clone(),
+                subject: subject.clone(),
+                level: Some(p.level),
+                repeat_no: Some(p.repeat),
+                due_at: now,
+            });
+            paged.push(format!("channel {} ({})", channel.name, channel.kind.label()));
+        }
         for (user_id, why) in &people {
             let Some(person) = self.store.paged_person(*user_id).await? else {
                 continue;
@@ -878,7 +909,24 @@ impl Engine {
                 return Ok(());
             }
         }
-        let message = self.message(&notification, context.as_ref()).await?;
+        // A page to a team channel: no person, so no one-time links (anyone in the channel
+        // could follow them), only the incident page.
+        let team_channel = match notification.user_id {
+            None => match team_channels::channel_of_key(&notification.idempotency_key) {
+                Some(id) => match self.store.team_channel(id).await {
+                    Ok(c) => Some(c),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(e.into()),
+                },
+                None => None,
+            },
+            Some(_) => None,
+        };
+        let message = if team_channel.is_some() {
+            render::channel_message(&notification, context.as_ref(), &self.base_url)
+        } else {
+            self.message(&notification, context.as_ref()).await?
+        };
         let channel = match notification.channel.as_str() {
             "webhook" => &self.channels.webhook,
             "slack" => &self.channels.slack,
@@ -896,13 +944,14 @@ impl Engine {
         match channel.send(&message).await {
             Ok(()) => {
                 let entry = (notification.purpose == "page").then(|| {
-                    (
-                        "notification",
-                        format!(
+                    let text = match &team_channel {
+                        Some(c) => format!("Posted to {} ({}).", c.name, c.kind.label()),
+                        None => format!(
                             "Paged {who} by {} ({}).",
                             notification.channel, notification.address
                         ),
-                    )
+                    };
+                    ("notification", text)
                 });
                 self.store
                     .finish_delivery(job.id, &self.worker, &notification, &Delivery::Sent, entry)
@@ -921,13 +970,16 @@ impl Engine {
                 let reason = e.reason().to_owned();
                 tracing::warn!(notification = notification.id, error = %reason, "delivery failed for good");
                 let entry = notification.incident_id.map(|_| {
-                    (
-                        "notification",
-                        format!(
+                    let text = match &team_channel {
+                        Some(c) => {
+                            format!("Could not post to {} ({}): {reason}", c.name, c.kind.label())
+                        }
+                        None => format!(
                             "Could not page {who} by {} ({}): {reason}",
                             notification.channel, notification.address
                         ),
-                    )
+                    };
+                    ("notification", text)
                 });
                 self.store
                     .finish_delivery(

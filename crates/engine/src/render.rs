@@ -119,3 +119,60 @@ pub fn message(
         idempotency_key: n.idempotency_key.clone(),
     }
 }
+
+/// The message for a team channel: the incident and a link to its page, never one-time
+/// acknowledge or resolve links (anyone in the channel could follow them). A test message
+/// (no incident) says what the channel will receive.
+pub fn channel_message(n: &Notification, ctx: Option<&EscalationContext>, base_url: &str) -> Message {
+    let (text, json) = match ctx {
+        Some(ctx) => {
+            let url = format!("{base_url}/incidents/{}", ctx.number);
+            let services = ctx
+                .services
+                .iter()
+                .map(|s| s.1.clone())
+                .collect::<Vec<_>>();
+            let text = format!(
+                "{} ({}){} — <{url}|open the incident>",
+                n.subject,
+                ctx.severity.meaning(),
+                if services.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {}", services.join(", "))
+                }
+            );
+            let json = serde_json::json!({
+                "event": n.purpose,
+                "subject": n.subject,
+                "incident": {
+                    "number": ctx.number,
+                    "title": ctx.title,
+                    "severity": ctx.severity.as_str(),
+                    "status": ctx.status.as_str(),
+                    "services": services,
+                    "url": url,
+                },
+                "idempotency_key": n.idempotency_key,
+            });
+            (text, json)
+        }
+        None => (
+            format!("{} (from Heliograph at {base_url})", n.subject),
+            serde_json::json!({
+                "event": n.purpose,
+                "subject": n.subject,
+                "incident": null,
+                "idempotency_key": n.idempotency_key,
+            }),
+        ),
+    };
+    Message {
+        to: n.address.clone(),
+        subject: n.subject.clone(),
+        html: Some(format!("<p>{}</p>", escape(&text))),
+        text,
+        json: Some(json),
+        idempotency_key: n.idempotency_key.clone(),
+    }
+}

@@ -3,8 +3,9 @@
 //!
 //! Like schedules, the levels are one JSON document in CONTRACT.md's shape, replaced whole and
 //! guarded by a version number; `escalation_policy_targets` mirrors the users and schedules the
-//! levels name, so a person or schedule still paged cannot be deleted from under a policy and
-//! "which policies page this schedule" is one indexed query.
+//! levels name (and `escalation_policy_channels` the team channels), so a person, schedule or
+//! channel still paged cannot be deleted from under a policy and "which policies page this
+//! schedule" is one indexed query.
 
 use std::collections::BTreeSet;
 
@@ -15,20 +16,23 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{Change, record};
 use crate::{Audit, Page, Result, Store, StoreError, Tx, read, tx};
 
-/// What a level pages: a person, or whoever is on call in a schedule at the time.
+/// What a level pages: a person, whoever is on call in a schedule at the time, or a team
+/// channel (a Slack-compatible or generic webhook; see `team_channels`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     User,
     Schedule,
+    Channel,
 }
 
 impl TargetKind {
-    /// `user` or `schedule`.
+    /// `user`, `schedule` or `channel`.
     pub fn as_str(self) -> &'static str {
         match self {
             TargetKind::User => "user",
             TargetKind::Schedule => "schedule",
+            TargetKind::Channel => "channel",
         }
     }
 }
@@ -55,6 +59,14 @@ impl Target {
     pub fn schedule(id: i64) -> Self {
         Target {
             kind: TargetKind::Schedule,
+            id,
+        }
+    }
+
+    /// A team channel (posted to, not a person).
+    pub fn channel(id: i64) -> Self {
+        Target {
+            kind: TargetKind::Channel,
             id,
         }
     }
@@ -185,10 +197,31 @@ async fn set_targets(tx: &mut Tx, policy_id: i64, levels: &[Level]) -> Result<()
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
+    tx!(tx, c => sqlx::query("DELETE FROM escalation_policy_channels WHERE policy_id = $1")
+        .bind(policy_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     for target in targets_of(levels) {
         let (user_id, schedule_id) = match target.kind {
             TargetKind::User => (Some(target.id), None),
             TargetKind::Schedule => (None, Some(target.id)),
+            TargetKind::Channel => {
+                tx!(tx, c => sqlx::query(
+                    "INSERT INTO escalation_policy_channels (policy_id, channel_id) VALUES ($1, $2)")
+                    .bind(policy_id)
+                    .bind(target.id)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("channel {} does not exist", target.id))
+                    }
+                    other => other,
+                })?;
+                continue;
+            }
         };
         tx!(tx, c => sqlx::query(
             "INSERT INTO escalation_policy_targets (policy_id, user_id, schedule_id) VALUES ($1, $2, $3)")

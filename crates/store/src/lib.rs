@@ -39,6 +39,7 @@ pub mod seed;
 pub mod services;
 pub mod sessions;
 pub mod settings;
+pub mod team_channels;
 pub mod teams;
 pub mod throttle;
 pub mod tokens;

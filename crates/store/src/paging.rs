@@ -449,6 +449,13 @@ impl Store {
         }
         if matches!(outcome, Delivery::Sent)
             && notification.purpose == "test"
+            && notification.user_id.is_none()
+            && let Some(channel) = crate::team_channels::channel_of_key(&notification.idempotency_key)
+        {
+            crate::team_channels::mark_verified(&mut tx, channel, now).await?;
+        }
+        if matches!(outcome, Delivery::Sent)
+            && notification.purpose == "test"
             && let Some(method) = notification.contact_method_id
         {
             tx!(&mut tx, c => sqlx::query("UPDATE contact_methods SET verified_at = COALESCE(verified_at, $2) WHERE id = $1")

@@ -98,6 +98,7 @@ pub async fn check(
     }
     let mut users: HashMap<i64, Option<User>> = HashMap::new();
     let mut schedules: HashMap<i64, bool> = HashMap::new();
+    let mut channels: HashMap<i64, Option<i64>> = HashMap::new();
     let mut levels = Vec::with_capacity(draft.levels.len());
     for (i, level) in draft.levels.iter().enumerate() {
         let at = |field: &str| format!("levels[{i}].{field}");
@@ -124,7 +125,7 @@ pub async fn check(
         if level.targets.is_empty() {
             problems.insert(
                 at("targets"),
-                "Pick at least one person or schedule to page".into(),
+                "Pick at least one person or schedule (or a channel) to page".into(),
             );
         } else if level.targets.len() > MAX_TARGETS {
             problems.insert(
@@ -172,6 +173,29 @@ pub async fn check(
                         None
                     } else {
                         Some(format!("There is no schedule {}", target.id))
+                    }
+                }
+                // A policy posts only to its own team's channels: the team owns both.
+                TargetKind::Channel => {
+                    let team = match channels.get(&target.id) {
+                        Some(known) => *known,
+                        None => {
+                            let found = match store.team_channel(target.id).await {
+                                Ok(c) => Some(c.team_id),
+                                Err(StoreError::NotFound) => None,
+                                Err(e) => return Err(e),
+                            };
+                            channels.insert(target.id, found);
+                            found
+                        }
+                    };
+                    match team {
+                        None => Some(format!("There is no channel {}", target.id)),
+                        Some(t) if draft.team_id.is_some_and(|d| d != t) => Some(format!(
+                            "Channel {} belongs to another team; a policy posts only to its own team's channels",
+                            target.id
+                        )),
+                        Some(_) => None,
                     }
                 }
             };
@@ -241,6 +265,7 @@ pub async fn first_responders(
     for target in &level.targets {
         let person = match target.kind {
             TargetKind::User => Some(target.id),
+            TargetKind::Channel => None,
             TargetKind::Schedule => {
                 match crate::schedules::load(store, target.id, now, now + TimeDelta::days(1)).await
                 {

@@ -65,7 +65,8 @@ pub struct LevelBody {
     pub targets: Vec<TargetBody>,
 }
 
-/// A person, or whoever is on call in a schedule when the level runs.
+/// A person, whoever is on call in a schedule when the level runs, or a channel of the
+/// policy's own team (posted to; see the team's page).
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetBody {
@@ -74,12 +75,13 @@ pub struct TargetBody {
     pub id: i64,
 }
 
-/// `user` or `schedule`.
+/// `user`, `schedule` or `channel`.
 #[derive(Deserialize, Serialize, ToSchema, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetType {
     User,
     Schedule,
+    Channel,
 }
 
 /// A stored escalation policy.
@@ -154,6 +156,7 @@ async fn checked(
                         kind: match t.kind {
                             TargetType::User => TargetKind::User,
                             TargetType::Schedule => TargetKind::Schedule,
+                            TargetType::Channel => TargetKind::Channel,
                         },
                         id: t.id,
                     })

@@ -153,7 +153,7 @@ impl PolicyForm {
                     None => {
                         problems.insert(
                             format!("levels[{i}].targets"),
-                            "Pick people and schedules from the lists".into(),
+                            "Pick people, schedules and channels from the lists".into(),
                         );
                     }
                 }
@@ -195,6 +195,7 @@ fn parse_target(value: &str) -> Option<Target> {
     match kind {
         "user" => Some(Target::user(id)),
         "schedule" => Some(Target::schedule(id)),
+        "channel" => Some(Target::channel(id)),
         _ => None,
     }
 }
@@ -231,10 +232,11 @@ pub struct Choice {
     pub label: String,
 }
 
-/// Names of people and schedules, looked up once per page.
+/// Names of people, schedules and team channels, looked up once per page.
 struct Names {
     users: HashMap<i64, String>,
     schedules: HashMap<i64, String>,
+    channels: HashMap<i64, String>,
 }
 
 impl Names {
@@ -254,6 +256,13 @@ impl Names {
                 .into_iter()
                 .map(|s| (s.id, s.name))
                 .collect(),
+            channels: state
+                .store
+                .all_team_channels()
+                .await?
+                .into_iter()
+                .map(|c| (c.id, format!("{} ({})", c.name, c.kind.label())))
+                .collect(),
         })
     }
 
@@ -270,6 +279,13 @@ impl Names {
                     .get(&t.id)
                     .cloned()
                     .unwrap_or_else(|| format!("schedule {}", t.id))
+            ),
+            TargetKind::Channel => format!(
+                "channel {}",
+                self.channels
+                    .get(&t.id)
+                    .cloned()
+                    .unwrap_or_else(|| t.id.to_string())
             ),
         }
     }
@@ -380,6 +396,8 @@ struct PolicyPage {
     teams: Vec<TeamWithMembers>,
     schedules: Vec<Choice>,
     people: Vec<Choice>,
+    /// Team channels, labelled with their team (a policy may use only its own team's).
+    channels: Vec<Choice>,
     severities: &'static [(&'static str, &'static str)],
 }
 
@@ -445,6 +463,21 @@ async fn policy_page(
             label: format!("{} ({})", u.name, u.email),
         })
         .collect();
+    let channels = state
+        .store
+        .all_team_channels()
+        .await?
+        .into_iter()
+        .map(|c| Choice {
+            value: format!("channel:{}", c.id),
+            label: format!(
+                "{} ({}, team {})",
+                c.name,
+                c.kind.label(),
+                team_name(&teams, c.team_id)
+            ),
+        })
+        .collect();
     Ok(PolicyPage {
         shell,
         policy,
@@ -456,6 +489,7 @@ async fn policy_page(
         teams,
         schedules,
         people,
+        channels,
         severities: &SEVERITIES,
     })
 }
