@@ -462,7 +462,11 @@ impl Engine {
                 repeat_no: Some(p.repeat),
                 due_at: now,
             });
-            paged.push(format!("channel {} ({})", channel.name, channel.kind.label()));
+            paged.push(format!(
+                "channel {} ({})",
+                channel.name,
+                channel.kind.label()
+            ));
         }
         for (user_id, why) in &people {
             let Some(person) = self.store.paged_person(*user_id).await? else {
@@ -972,7 +976,11 @@ impl Engine {
                 let entry = notification.incident_id.map(|_| {
                     let text = match &team_channel {
                         Some(c) => {
-                            format!("Could not post to {} ({}): {reason}", c.name, c.kind.label())
+                            format!(
+                                "Could not post to {} ({}): {reason}",
+                                c.name,
+                                c.kind.label()
+                            )
                         }
                         None => format!(
                             "Could not page {who} by {} ({}): {reason}",

@@ -123,15 +123,15 @@ pub fn message(
 /// The message for a team channel: the incident and a link to its page, never one-time
 /// acknowledge or resolve links (anyone in the channel could follow them). A test message
 /// (no incident) says what the channel will receive.
-pub fn channel_message(n: &Notification, ctx: Option<&EscalationContext>, base_url: &str) -> Message {
+pub fn channel_message(
+    n: &Notification,
+    ctx: Option<&EscalationContext>,
+    base_url: &str,
+) -> Message {
     let (text, json) = match ctx {
         Some(ctx) => {
             let url = format!("{base_url}/incidents/{}", ctx.number);
-            let services = ctx
-                .services
-                .iter()
-                .map(|s| s.1.clone())
-                .collect::<Vec<_>>();
+            let services = ctx.services.iter().map(|s| s.1.clone()).collect::<Vec<_>>();
             let text = format!(
                 "{} ({}){} — <{url}|open the incident>",
                 n.subject,

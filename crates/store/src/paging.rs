@@ -450,7 +450,8 @@ impl Store {
         if matches!(outcome, Delivery::Sent)
             && notification.purpose == "test"
             && notification.user_id.is_none()
-            && let Some(channel) = crate::team_channels::channel_of_key(&notification.idempotency_key)
+            && let Some(channel) =
+                crate::team_channels::channel_of_key(&notification.idempotency_key)
         {
             crate::team_channels::mark_verified(&mut tx, channel, now).await?;
         }

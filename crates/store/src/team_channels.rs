@@ -295,10 +295,7 @@ impl Store {
                 "team_channel.delete",
                 "team_channel",
                 id,
-                format!(
-                    "deleted channel {} of team {}",
-                    before.name, before.team_id
-                ),
+                format!("deleted channel {} of team {}", before.name, before.team_id),
             )
             .before(&before),
         )

@@ -49,8 +49,14 @@ pub fn routes() -> Router<AppState> {
         .route("/teams/{id}", get(teams::show).post(teams::update))
         .route("/teams/{id}/delete", post(teams::delete))
         .route("/teams/{id}/channels", post(teams::add_channel))
-        .route("/teams/{id}/channels/{channel}/test", post(teams::test_channel))
-        .route("/teams/{id}/channels/{channel}/delete", post(teams::delete_channel))
+        .route(
+            "/teams/{id}/channels/{channel}/test",
+            post(teams::test_channel),
+        )
+        .route(
+            "/teams/{id}/channels/{channel}/delete",
+            post(teams::delete_channel),
+        )
         .route("/services", get(services::list).post(services::create))
         .route("/services/{id}", get(services::show).post(services::update))
         .route("/services/{id}/delete", post(services::delete))

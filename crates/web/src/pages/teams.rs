@@ -337,7 +337,16 @@ pub async fn add_channel(
     }
     Ok(render_with_status(
         status,
-        &team_page_with(&state, shell, id, None, FieldErrors::default(), form, errors).await?,
+        &team_page_with(
+            &state,
+            shell,
+            id,
+            None,
+            FieldErrors::default(),
+            form,
+            errors,
+        )
+        .await?,
     ))
 }
 
