@@ -260,6 +260,18 @@ async fn a_team_channel_receives_a_signed_page_once() {
             .await
             .unwrap();
         assert!(html.contains("channel #ai-ops-incidents (Slack)"), "{html}");
+        let html = manager
+            .get(app.url("/oncall"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("Also posts to #ai-ops-incidents (Slack), ops-bot (Webhook)"),
+            "{html}"
+        );
         let service = app
             .store
             .create_service(

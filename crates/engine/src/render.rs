@@ -133,9 +133,8 @@ pub fn channel_message(
             let url = format!("{base_url}/incidents/{}", ctx.number);
             let services = ctx.services.iter().map(|s| s.1.clone()).collect::<Vec<_>>();
             let text = format!(
-                "{} ({}){} — <{url}|open the incident>",
+                "{}{} — <{url}|open the incident>",
                 n.subject,
-                ctx.severity.meaning(),
                 if services.is_empty() {
                     String::new()
                 } else {

@@ -40,6 +40,8 @@ struct PolicyRow {
     team: String,
     /// (name, email) of each person paged first right now.
     responders: Vec<(String, String)>,
+    /// Team channels level 1 posts to ("#ai-ops-incidents (Slack)").
+    channels: Vec<String>,
 }
 
 struct MyShift {
@@ -164,8 +166,21 @@ pub async fn get(
                 None => (name_in(&users, id), String::new()),
             })
             .collect();
+        let mut channels = Vec::new();
+        for target in policy.levels.first().map_or(&[][..], |l| &l.targets[..]) {
+            if target.kind == heliograph_store::escalation_policies::TargetKind::Channel {
+                channels.push(match state.store.team_channel(target.id).await {
+                    Ok(c) => format!("{} ({})", c.name, c.kind.label()),
+                    Err(heliograph_store::StoreError::NotFound) => {
+                        format!("channel {}", target.id)
+                    }
+                    Err(e) => return Err(e.into()),
+                });
+            }
+        }
         policies.push(PolicyRow {
             policy_id: policy.id,
+            channels,
             team: team_names.get(&policy.team_id).cloned().unwrap_or_default(),
             policy: policy.name,
             responders,
