@@ -58,6 +58,16 @@ pub struct IncidentFact {
     pub service_ids: Vec<i64>,
 }
 
+/// One array per column, as PostgreSQL aggregates a range's incidents (`None` for no rows).
+type PgColumns = (
+    Option<Vec<i64>>,
+    Option<Vec<i64>>,
+    Option<Vec<String>>,
+    Option<Vec<DateTime<Utc>>>,
+    Option<Vec<Option<DateTime<Utc>>>>,
+    Option<Vec<Option<DateTime<Utc>>>>,
+);
+
 fn instant(secs: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
         .ok_or_else(|| crate::StoreError::Corrupt(format!("instant out of range: {secs}")))
@@ -182,71 +192,103 @@ macro_rules! push_scope {
 impl Store {
     /// Every incident triggered in the scope, with its services, in one query.
     pub async fn insight_incidents(&self, scope: &Scope) -> Result<Vec<IncidentFact>> {
-        // The database packs the range's incidents into one text of `id,number,severity
-        // digit,triggered,acknowledged,resolved` records (instants as epoch seconds, empty when
-        // not yet), `;`-separated: one row to cross from the driver instead of 100,000, each of
-        // which costs more to hand over than to compute.
-        let packed = match self.db().backend() {
-            crate::Backend::Sqlite => {
-                "SELECT group_concat(i.id || ',' || i.number || ',' || substr(i.severity, 4, 1) || ',' || unixepoch(i.triggered_at)
-                 || ',' || COALESCE(unixepoch(i.acknowledged_at), '') || ',' || COALESCE(unixepoch(i.resolved_at), ''), ';')"
-            }
-            crate::Backend::Postgres => {
-                "SELECT string_agg(i.id || ',' || i.number || ',' || substr(i.severity, 4, 1) || ',' || FLOOR(EXTRACT(EPOCH FROM i.triggered_at))::BIGINT
-                 || ',' || COALESCE(FLOOR(EXTRACT(EPOCH FROM i.acknowledged_at))::BIGINT::TEXT, '')
-                 || ',' || COALESCE(FLOOR(EXTRACT(EPOCH FROM i.resolved_at))::BIGINT::TEXT, ''), ';')"
-            }
-        };
-        let text: Option<String> = read!(self.db(), c => {
-            let mut qb = sqlx::QueryBuilder::new(packed);
-            // Answered from the incidents_insights index alone (migration 0009).
-            qb.push(" FROM incidents i WHERE i.triggered_at >= ");
-            qb.push_bind(scope.from).push(" AND i.triggered_at < ").push_bind(scope.to);
-            push_scope!(qb, scope);
-            qb.build_query_scalar::<Option<String>>().fetch_one(c).await
-        })?;
-        let corrupt = |what: &str| crate::StoreError::Corrupt(format!("insights row: {what}"));
+        // The range's incidents come back in one row, not 100,000: handing rows one by one
+        // across the driver costs more than the query. SQLite packs them into one text of
+        // `id,number,severity digit,triggered,acknowledged,resolved` records (instants as epoch
+        // seconds, empty when not yet), `;`-separated; PostgreSQL answers one array per column
+        // (binary, no formatting).
         let mut out: Vec<IncidentFact> = Vec::new();
-        let mut at: HashMap<i64, usize> = HashMap::new();
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for record in text
-            .as_deref()
-            .unwrap_or("")
-            .split(';')
-            .filter(|r| !r.is_empty())
-        {
-            let mut f = record.split(',');
-            let mut int = |optional: bool| -> Result<Option<i64>> {
-                match f.next() {
-                    Some("") if optional => Ok(None),
-                    Some(v) => v.parse::<i64>().map(Some).map_err(|_| corrupt(record)),
-                    None => Err(corrupt(record)),
+        let corrupt = |what: &str| crate::StoreError::Corrupt(format!("insights row: {what}"));
+        if let crate::Db::Postgres(pool) = self.db() {
+            let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "SELECT array_agg(i.id), array_agg(i.number), array_agg(i.severity), array_agg(i.triggered_at),
+                 array_agg(i.acknowledged_at), array_agg(i.resolved_at) FROM incidents i WHERE i.triggered_at >= ",
+            );
+            qb.push_bind(scope.from)
+                .push(" AND i.triggered_at < ")
+                .push_bind(scope.to);
+            push_scope!(qb, scope);
+            let row: PgColumns = qb.build_query_as().fetch_one(pool).await?;
+            if let (Some(ids), Some(numbers), Some(sevs), Some(trig), Some(acks), Some(ress)) = row
+            {
+                out.reserve(ids.len());
+                for (k, id) in ids.iter().enumerate() {
+                    let (Some(number), Some(sev), Some(triggered_at), Some(ack), Some(res)) = (
+                        numbers.get(k),
+                        sevs.get(k),
+                        trig.get(k),
+                        acks.get(k),
+                        ress.get(k),
+                    ) else {
+                        return Err(corrupt("arrays of different lengths"));
+                    };
+                    out.push(IncidentFact {
+                        id: *id,
+                        number: *number,
+                        severity: sev
+                            .parse::<Severity>()
+                            .map_err(|e| corrupt(&e.to_string()))?,
+                        triggered_at: *triggered_at,
+                        acknowledged_at: *ack,
+                        resolved_at: *res,
+                        service_ids: Vec::new(),
+                    });
                 }
-            };
-            let id = int(false)?.ok_or_else(|| corrupt(record))?;
-            let number = int(false)?.ok_or_else(|| corrupt(record))?;
-            let severity = match int(false)? {
-                Some(1) => Severity::Sev1,
-                Some(2) => Severity::Sev2,
-                Some(3) => Severity::Sev3,
-                Some(4) => Severity::Sev4,
-                _ => return Err(corrupt(record)),
-            };
-            let triggered = int(false)?.ok_or_else(|| corrupt(record))?;
-            let acknowledged = int(true)?;
-            let resolved = int(true)?;
-            lo = lo.min(id);
-            hi = hi.max(id);
-            at.insert(id, out.len());
-            out.push(IncidentFact {
-                id,
-                number,
-                severity,
-                triggered_at: instant(triggered)?,
-                acknowledged_at: acknowledged.map(instant).transpose()?,
-                resolved_at: resolved.map(instant).transpose()?,
-                service_ids: Vec::new(),
-            });
+            }
+        } else {
+            let text: Option<String> = read!(self.db(), c => {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "SELECT group_concat(i.id || ',' || i.number || ',' || substr(i.severity, 4, 1) || ',' || unixepoch(i.triggered_at)
+                     || ',' || COALESCE(unixepoch(i.acknowledged_at), '') || ',' || COALESCE(unixepoch(i.resolved_at), ''), ';')");
+                // Answered from the incidents_insights index alone (migration 0009).
+                qb.push(" FROM incidents i WHERE i.triggered_at >= ");
+                qb.push_bind(scope.from).push(" AND i.triggered_at < ").push_bind(scope.to);
+                push_scope!(qb, scope);
+                qb.build_query_scalar::<Option<String>>().fetch_one(c).await
+            })?;
+            for record in text
+                .as_deref()
+                .unwrap_or("")
+                .split(';')
+                .filter(|r| !r.is_empty())
+            {
+                let mut f = record.split(',');
+                let mut int = |optional: bool| -> Result<Option<i64>> {
+                    match f.next() {
+                        Some("") if optional => Ok(None),
+                        Some(v) => v.parse::<i64>().map(Some).map_err(|_| corrupt(record)),
+                        None => Err(corrupt(record)),
+                    }
+                };
+                let id = int(false)?.ok_or_else(|| corrupt(record))?;
+                let number = int(false)?.ok_or_else(|| corrupt(record))?;
+                let severity = match int(false)? {
+                    Some(1) => Severity::Sev1,
+                    Some(2) => Severity::Sev2,
+                    Some(3) => Severity::Sev3,
+                    Some(4) => Severity::Sev4,
+                    _ => return Err(corrupt(record)),
+                };
+                let triggered = int(false)?.ok_or_else(|| corrupt(record))?;
+                let acknowledged = int(true)?;
+                let resolved = int(true)?;
+                out.push(IncidentFact {
+                    id,
+                    number,
+                    severity,
+                    triggered_at: instant(triggered)?,
+                    acknowledged_at: acknowledged.map(instant).transpose()?,
+                    resolved_at: resolved.map(instant).transpose()?,
+                    service_ids: Vec::new(),
+                });
+            }
+        }
+        let mut at: HashMap<i64, usize> = HashMap::with_capacity(out.len());
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for (k, f) in out.iter().enumerate() {
+            lo = lo.min(f.id);
+            hi = hi.max(f.id);
+            at.insert(f.id, k);
         }
         // Their services: one range scan of incident_services over the ids seen (incidents are
         // numbered in the order they are declared, so a range of time is a range of ids),
