@@ -250,6 +250,54 @@ async fn a_team_channel_receives_a_signed_page_once() {
         assert_eq!(status, StatusCode::CREATED, "{backend:?}: {body}");
         assert_eq!(body["levels"][0]["targets"][0]["type"], "channel");
         let policy_id = body["id"].as_i64().unwrap();
+        // The policy editor offers the channels and saves a ticked one; another team's is refused.
+        let html = manager
+            .get(app.url("/escalation-policies/new"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains(&format!("value=\"channel:{}\"", slack.id)),
+            "{html}"
+        );
+        let team_field = team.to_string();
+        let form = |channel: i64| {
+            vec![
+                ("name", "AI ops (form)".to_owned()),
+                ("team_id", team_field.clone()),
+                ("repeat", "0".to_owned()),
+                ("level-0-delay", "10".to_owned()),
+                ("level-0-target", format!("channel:{channel}")),
+            ]
+        };
+        let fields = form(foreign.id);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, html) =
+            post(&app, &manager, Some(&csrf), "/escalation-policies", &fields).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{backend:?}");
+        assert!(html.contains("belongs to another team"), "{html}");
+        let fields = form(slack.id);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, html) =
+            post(&app, &manager, Some(&csrf), "/escalation-policies", &fields).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{backend:?}: {html}");
+        let saved = app
+            .store
+            .policies()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.name == "AI ops (form)")
+            .expect("saved from the form");
+        assert_eq!(
+            saved.levels[0].targets,
+            vec![heliograph_store::escalation_policies::Target::channel(
+                slack.id
+            )]
+        );
         // The policy page names the channel.
         let html = manager
             .get(app.url(&format!("/escalation-policies/{policy_id}")))
