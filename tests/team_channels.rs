@@ -426,6 +426,19 @@ async fn a_team_channel_receives_a_signed_page_once() {
                 .ends_with(&format!(":channel:{}", slack.id))
         }));
 
+        let r = manager
+            .get(app.url(&format!("/incidents/{number}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("Posted to #ai-ops-incidents (Slack).")
+        );
+
         // A restart (the engine runs again over the same database) posts nothing twice.
         let total = sink.requests().len();
         let db = app.stop().await;
