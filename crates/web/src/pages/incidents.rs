@@ -576,8 +576,12 @@ async fn incident_page(
                 .and_then(|id| users.iter().find(|u| u.id == id))
                 .map(|u| u.name.to_string())
                 .unwrap_or_else(|| "—".into()),
+            address: shown_address(&n.channel, &n.address),
+            error: n
+                .last_error
+                .unwrap_or_default()
+                .replace(&n.address, &shown_address(&n.channel, &n.address)),
             channel: n.channel,
-            address: n.address,
             level: match (n.level, n.repeat_no) {
                 (Some(l), Some(r)) if r > 0 => format!("{} (repeat {r})", l + 1),
                 (Some(l), _) => (l + 1).to_string(),
@@ -586,7 +590,6 @@ async fn incident_page(
             at: shell.time(&n.sent_at.unwrap_or(n.due_at)),
             state: n.state,
             attempts: n.attempts,
-            error: n.last_error.unwrap_or_default(),
         })
         .collect();
     let breaches = state
@@ -1038,4 +1041,36 @@ pub async fn incident_events(
 ) -> Result<impl IntoResponse, AppError> {
     let number = parse_number(&number)?;
     Ok(Sse::new(change_stream(&state, Some(number))).keep_alive(KeepAlive::default()))
+}
+
+/// A notification's address as the incident page shows it: email addresses whole, webhook
+/// URLs by host only, because their path is the secret that lets anyone post (Slack's
+/// `hooks.slack.com/services/T…/B…/…`) and everyone who can read the incident sees this page.
+fn shown_address(channel: &str, address: &str) -> String {
+    if channel == "email" {
+        return address.to_owned();
+    }
+    match url::Url::parse(address) {
+        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("?")),
+        Err(_) => "(webhook)".into(),
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::shown_address;
+
+    #[test]
+    fn webhook_urls_are_shown_by_host_only() {
+        assert_eq!(
+            shown_address("slack", "https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            shown_address("webhook", "http://127.0.0.1:9000/hook?token=x"),
+            "http://127.0.0.1/…"
+        );
+        assert_eq!(shown_address("email", "ana@example.com"), "ana@example.com");
+        assert_eq!(shown_address("webhook", "not a url"), "(webhook)");
+    }
 }
