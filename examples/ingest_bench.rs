@@ -183,6 +183,9 @@ async fn main() {
             let store = Store::with_clock(Db::connect(&url).await.unwrap(), Arc::new(SystemClock));
             let config = Config {
                 ingest_rate: 1e9,
+                // ENGINE=off measures ingestion alone, without the engine working through
+                // the incidents' escalation jobs on the same database meanwhile.
+                run_engine: std::env::var("ENGINE").map_or(true, |v| v != "off"),
                 ..Config::local("127.0.0.1:0".parse().unwrap())
             };
             let app = Application::build(config, store).await.unwrap();
