@@ -9,6 +9,9 @@
 //! `INCIDENTS` and `NOTIFICATIONS` override the volumes; `SAMPLES` the requests per page.
 //! Prints the median and 90th percentile of the full request time after three warm-up requests.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +21,6 @@ use heliograph_store::demo::DemoNotification;
 use heliograph_store::testdb::TestDatabase;
 use heliograph_store::{Audit, Backend, Db, Store};
 use heliograph_web::demo::{self, DemoOptions};
-use heliograph_web::{Application, Config};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -143,44 +145,8 @@ async fn main() {
         std::mem::forget(db);
     }
 
-    let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = login
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let r = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", demo::ADMIN_EMAIL),
-            ("password", "benchmark password"),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    let (base, client) =
+        common::serve_signed_in(&store, demo::ADMIN_EMAIL, "benchmark password").await;
 
     let today = now.date_naive();
     if std::env::var_os("PROBE").is_some() {

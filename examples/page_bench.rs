@@ -6,6 +6,9 @@
 //!
 //! Prints the median and 95th percentile of the full request time (server time plus loopback).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +22,6 @@ use heliograph_store::services::ServiceFields;
 use heliograph_store::testdb::TestDatabase;
 use heliograph_store::users::NewUser;
 use heliograph_store::{Audit, Backend, Db, Store};
-use heliograph_web::{Application, Config};
 
 const INCIDENTS: usize = 100_000;
 const TIMELINE: usize = 2_000;
@@ -155,44 +157,8 @@ async fn main() {
         started.elapsed()
     );
 
-    let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = login
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let r = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", "bench@example.com"),
-            ("password", "benchmark password"),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    let (base, client) =
+        common::serve_signed_in(&store, "bench@example.com", "benchmark password").await;
 
     if std::env::var_os("PROBE").is_some() {
         let id = store.incident(big_number).await.unwrap().id;

@@ -9,6 +9,9 @@
 //! warm-up requests, and how many postmortems each search matches. POSTMORTEMS=n changes the
 //! count; EXPLAIN=1 prints PostgreSQL's plans of the search query.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +29,6 @@ use heliograph_store::services::ServiceFields;
 use heliograph_store::testdb::TestDatabase;
 use heliograph_store::users::NewUser;
 use heliograph_store::{Audit, Backend, Db, Store};
-use heliograph_web::{Application, Config};
 
 const POSTMORTEMS: usize = 5_000;
 const WARM_UP: usize = 10;
@@ -316,44 +318,8 @@ async fn main() {
         }
     }
 
-    let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = login
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let r = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", "lead@example.com"),
-            ("password", "benchmark password"),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    let (base, client) =
+        common::serve_signed_in(&store, "lead@example.com", "benchmark password").await;
 
     let last_quarter = {
         let idx = now.year() * 4 + (now.month0() / 3) as i32 - 2;

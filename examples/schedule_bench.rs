@@ -7,6 +7,9 @@
 //!
 //! Prints the median and 90th percentile of the full request time (server time plus loopback).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +23,6 @@ use heliograph_store::schedules::ScheduleFields;
 use heliograph_store::testdb::TestDatabase;
 use heliograph_store::users::NewUser;
 use heliograph_store::{Audit, Backend, Db, Store};
-use heliograph_web::{Application, Config};
 
 const PEOPLE: usize = 30;
 const OVERRIDES: usize = 200;
@@ -302,44 +304,8 @@ async fn main() {
         started.elapsed()
     );
 
-    let app = Application::build(Config::local("127.0.0.1:0".parse().unwrap()), store.clone())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = login
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let r = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", "bench@example.com"),
-            ("password", "benchmark password"),
-            ("next", "/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    let (base, client) =
+        common::serve_signed_in(&store, "bench@example.com", "benchmark password").await;
 
     let rfc = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     // (label, path, with the API token, a text the answer must contain)
