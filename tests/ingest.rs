@@ -509,10 +509,11 @@ async fn a_batch_stores_its_good_requests_and_rolls_back_a_failing_one_alone() {
         let svc = service(&app.store).await;
         let (id, _) = integration(&app.store, svc, "events_v2", None).await;
         let good = app.store.integration(id).await.unwrap();
-        // The same integration pointing at a service that does not exist: its request fails
-        // inside the transaction, after the first request has written its rows.
+        // An integration that does not exist, on the real service: its request opens an
+        // incident (incident, services, timeline, escalation, job and audit rows) and then
+        // fails on the alert's foreign key, so its savepoint must undo what it wrote.
         let mut broken = good.clone();
-        broken.service_id = 999_999;
+        broken.id = 999_999;
         let event = |key: &str| Incoming {
             action: "trigger",
             dedup_key: key.into(),
@@ -554,6 +555,16 @@ async fn a_batch_stores_its_good_requests_and_rolls_back_a_failing_one_alone() {
             alerts,
             [("first".to_string(), 2), ("third".to_string(), 1)],
             "{backend:?}: the failed request left nothing behind"
+        );
+        let incidents = app
+            .store
+            .incidents(&Default::default(), 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            incidents.len(),
+            2,
+            "{backend:?}: the failed request's incident was rolled back"
         );
         app.stop().await;
     }
