@@ -117,26 +117,22 @@ async fn paging_setup(store: &Store, person: i64, audit: &Audit) -> i64 {
         .id
 }
 
-/// Mails in the maildir's `new/` folder: (incident number from the subject, modification time).
+/// Mails received: (incident number from the subject, arrival time).
 fn arrivals(smtp: &SmtpSink) -> Vec<(Option<i64>, SystemTime)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(smtp.maildir().join("new")).unwrap() {
-        let path = entry.unwrap().path();
-        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
-        let raw = std::fs::read_to_string(&path).unwrap();
-        // The subject is short ASCII, so it is one unencoded header line.
-        let number = raw
-            .lines()
-            .find_map(|line| line.strip_prefix("Subject: [SEV1] #"))
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|n| n.parse().ok());
-        out.push((number, modified));
-    }
-    out
+    smtp.arrivals()
+        .into_iter()
+        .map(|(at, subject)| {
+            let number = subject
+                .strip_prefix("[SEV1] #")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok());
+            (number, at)
+        })
+        .collect()
 }
 
 fn count_files(smtp: &SmtpSink) -> usize {
-    std::fs::read_dir(smtp.maildir().join("new")).map_or(0, |d| d.count())
+    smtp.arrivals().len()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -194,7 +190,7 @@ async fn main() {
         .await
         .unwrap();
 
-    let smtp = SmtpSink::start().await;
+    let smtp = SmtpSink::start_logging().await;
     let mut config = Config::local("127.0.0.1:0".parse().unwrap());
     config.smtp_url = Some(smtp.url().parse().unwrap());
     let app = Application::build(config, store.clone()).await.unwrap();

@@ -29,7 +29,11 @@ use heliograph_domain::{IncidentStatus, Severity, WorkingHours};
 use heliograph_notify::{Channel, Message, SendError};
 use heliograph_scheduler::Schedule;
 use heliograph_store::jobs::{Job, NewJob};
-use heliograph_store::paging::{Delivery, EscalationContext, NewNotification, PagedPerson, Step};
+use heliograph_store::paging::{
+    self, Delivery, EscalationContext, Known, NewActionToken, NewNotification, Notification,
+    PagedPerson, Step,
+};
+use heliograph_store::team_channels::TeamChannel;
 use heliograph_store::{Store, StoreError, team_channels};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -49,6 +53,8 @@ pub const MAX_ATTEMPTS: i64 = 8;
 pub const HANDOFF_SCAN_PERIOD: TimeDelta = TimeDelta::minutes(5);
 /// How often overdue action items are looked for (one reminder each, however often).
 pub const REMINDER_PERIOD: TimeDelta = TimeDelta::hours(1);
+/// Jobs one engine runs at once.
+pub const CONCURRENCY: usize = 64;
 /// How long acknowledge/resolve links in emails work.
 pub const LINK_LIFETIME: TimeDelta = TimeDelta::hours(24);
 
@@ -160,13 +166,20 @@ struct Target {
     id: i64,
 }
 
-/// A response target of a service for one severity.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct ResponseTarget {
-    #[serde(default)]
-    acknowledge_minutes: Option<i64>,
-    #[serde(default)]
-    resolve_minutes: Option<i64>,
+/// How the escalation step delivers one of its notifications at once. (No `Debug`: the
+/// links are secrets.)
+#[derive(Clone)]
+enum Direct {
+    /// A page to a person, with their name (for the timeline) and one-time links.
+    Person {
+        name: String,
+        time_zone: String,
+        links: Option<render::Links>,
+    },
+    /// A post to a team channel (no links).
+    Channel(TeamChannel),
+    /// Not due now: its `deliver` job runs when it is due.
+    Later,
 }
 
 /// Why a job could not run (logged; the job runs again after its lease).
@@ -247,33 +260,51 @@ impl Engine {
         tracing::info!("engine stopped");
     }
 
-    /// Runs every job due now (in batches, deliveries of a batch concurrently) until none is
-    /// left. Returns how many jobs ran. Tests call this with a fixed clock.
+    /// Runs every job due now until none is left, up to [`CONCURRENCY`] at a time: whenever
+    /// a quarter of the slots are free, due jobs are claimed to fill them, so a slow job (a
+    /// delivery waiting for the SMTP server) never holds up the claiming of the next ones.
+    /// Returns how many jobs ran. Tests call this with a fixed clock.
     pub async fn run_due(&self) -> Result<usize, EngineError> {
         self.schedule_handoff_scan().await?;
         self.schedule_periodic("action_item_reminders", REMINDER_PERIOD)
             .await?;
         let mut total = 0;
+        // Spawned, not merely polled here: a job holding a transaction must keep running
+        // while this loop waits for its next claim.
+        let mut running = tokio::task::JoinSet::new();
         loop {
-            let jobs = self.store.claim_jobs(&self.worker, LEASE, 64).await?;
-            if jobs.is_empty() {
-                return Ok(total);
-            }
-            total += jobs.len();
-            let runs = jobs.into_iter().map(|job| async move {
-                let latency = (self.store.now() - job.run_at).num_milliseconds().max(0);
-                self.stats.job_latency.observe(latency as f64 / 1000.0);
-                self.stats
-                    .jobs
-                    .get_or_create(&KindLabel {
-                        kind: job.kind.clone(),
-                    })
-                    .inc();
-                if let Err(e) = self.run_job(&job).await {
-                    tracing::warn!(job = job.id, kind = %job.kind, error = %e, "job failed; it runs again after its lease");
+            let free = CONCURRENCY - running.len();
+            if free >= CONCURRENCY / 4 {
+                let jobs = match self
+                    .store
+                    .claim_jobs(&self.worker, LEASE, free as i64)
+                    .await
+                {
+                    Ok(jobs) => jobs,
+                    Err(e) if running.is_empty() => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming jobs failed; finishing the running ones");
+                        Vec::new()
+                    }
+                };
+                if jobs.is_empty() && running.is_empty() {
+                    return Ok(total);
                 }
-            });
-            futures::future::join_all(runs).await;
+                total += jobs.len();
+                for job in jobs {
+                    let engine = self.clone();
+                    running.spawn(async move {
+                        let latency = (engine.store.now() - job.run_at).num_milliseconds().max(0);
+                        engine.count_job(&job.kind, latency);
+                        if let Err(e) = engine.run_job(&job).await {
+                            tracing::warn!(job = job.id, kind = %job.kind, error = %e, "job failed; it runs again after its lease");
+                        }
+                    });
+                }
+            }
+            if let Some(Err(e)) = running.join_next().await {
+                tracing::error!(error = %e, "an engine job panicked; it runs again after its lease");
+            }
         }
     }
 
@@ -359,10 +390,7 @@ impl Engine {
         }
         let Some(policy) = ctx.policy.clone() else {
             if first {
-                step.timeline.push((
-                    "escalation",
-                    "No escalation policy on the incident's services: nobody was paged.".into(),
-                ));
+                step.timeline.push(("escalation", paging::NO_POLICY.into()));
             }
             self.store.apply_step(job.id, &self.worker, &step).await?;
             return Ok(());
@@ -435,6 +463,9 @@ impl Engine {
         let low = matches!(ctx.severity, Severity::Sev3 | Severity::Sev4);
         let subject = render::subject(&ctx);
         let mut paged = Vec::new();
+        // How to deliver each notification of the step at once, if it is due now (same
+        // order as `step.notifications`).
+        let mut direct: Vec<Direct> = Vec::new();
         // Team channels: posted to at once (no person, so no working hours and no
         // interruption counted), keyed by the channel in place of the person.
         for channel_id in &channels {
@@ -467,6 +498,7 @@ impl Engine {
                 channel.name,
                 channel.kind.label()
             ));
+            direct.push(Direct::Channel(channel));
         }
         for (user_id, why) in &people {
             let Some(person) = self.store.paged_person(*user_id).await? else {
@@ -511,6 +543,15 @@ impl Engine {
                     repeat_no: Some(p.repeat),
                     due_at: due,
                 });
+                direct.push(if due <= now {
+                    Direct::Person {
+                        name: person.name.clone(),
+                        time_zone: person.time_zone.to_string(),
+                        links: Some(self.new_links(&ctx, Some(person.id), &mut step)),
+                    }
+                } else {
+                    Direct::Later
+                });
             }
             paged.push(format!(
                 "{}{why}{}",
@@ -541,16 +582,132 @@ impl Engine {
         text.push('.');
         step.timeline.push(("escalation", text));
         step.position = Some((p.level, p.repeat));
+        step.incident_number = Some(ctx.number);
         step.jobs.push(next(
             p.level + 1,
             p.repeat,
             now + TimeDelta::minutes(level.delay_minutes.max(1)),
         ));
-        self.store.apply_step(job.id, &self.worker, &step).await?;
-        if !step.notifications.is_empty() {
+        let Some(claimed) = self
+            .store
+            .apply_step_claiming(job.id, &self.worker, &step, Some(LEASE))
+            .await?
+        else {
+            return Ok(());
+        };
+        if claimed.len() < step.notifications.len() {
+            // Some are due later (or were recorded by an earlier run of this step).
             self.wake.notify_one();
         }
+        // Deliver what is due now straight away: no second claim, no re-reading. The
+        // `deliver` jobs are leased to this worker, so no one else sends them meanwhile,
+        // and they stay in the queue if this process dies before finishing them.
+        let sends = claimed.into_iter().map(|c| {
+            let new = &step.notifications[c.index];
+            let notification = Notification {
+                id: c.notification_id,
+                idempotency_key: new.idempotency_key.clone(),
+                incident_id: new.incident_id,
+                user_id: new.user_id,
+                contact_method_id: new.contact_method_id,
+                purpose: new.purpose.to_owned(),
+                channel: new.channel.clone(),
+                address: new.address.clone(),
+                subject: new.subject.clone(),
+                level: new.level,
+                repeat_no: new.repeat_no,
+                state: "pending".into(),
+                attempts: 0,
+                last_error: None,
+                created_at: now,
+                due_at: new.due_at,
+                sent_at: None,
+            };
+            let how = direct.get(c.index).cloned().unwrap_or(Direct::Later);
+            let ctx = &ctx;
+            async move {
+                self.count_job("deliver", 0);
+                let mut known = Known {
+                    incident_number: Some(ctx.number),
+                    user_time_zone: None,
+                };
+                let (message, who, team_channel) = match how {
+                    Direct::Channel(channel) => (
+                        render::channel_message(&notification, Some(ctx), &self.base_url),
+                        notification.address.clone(),
+                        Some(channel),
+                    ),
+                    Direct::Person {
+                        name,
+                        time_zone,
+                        links,
+                    } => {
+                        known.user_time_zone = Some(time_zone);
+                        (
+                            render::message(
+                                &notification,
+                                Some(ctx),
+                                links.as_ref(),
+                                &self.base_url,
+                            ),
+                            name,
+                            None,
+                        )
+                    }
+                    Direct::Later => return Ok(()),
+                };
+                self.send(
+                    c.job_id,
+                    &notification,
+                    &message,
+                    &who,
+                    team_channel.as_ref(),
+                    &known,
+                )
+                .await
+            }
+        });
+        for result in futures::future::join_all(sends).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "delivery failed to record; it runs again after its lease");
+            }
+        }
         Ok(())
+    }
+
+    /// Fresh one-time acknowledge and resolve links for a page to `user_id`, their hashes
+    /// added to `step` to be stored with it.
+    fn new_links(
+        &self,
+        ctx: &EscalationContext,
+        user_id: Option<i64>,
+        step: &mut Step<'_>,
+    ) -> render::Links {
+        let expires_at = self.store.now() + LINK_LIFETIME;
+        let (ack, resolve) = (new_token(), new_token());
+        for (token, action) in [(&ack, "acknowledge"), (&resolve, "resolve")] {
+            step.action_tokens.push(NewActionToken {
+                token_hash: hash_token(token),
+                action,
+                user_id,
+                expires_at,
+            });
+        }
+        render::Links {
+            acknowledge: format!("{}/act/{ack}", self.base_url),
+            resolve: format!("{}/act/{resolve}", self.base_url),
+            incident: format!("{}/incidents/{}", self.base_url, ctx.number),
+        }
+    }
+
+    fn count_job(&self, kind: &str, latency_ms: i64) {
+        self.stats.job_latency.observe(latency_ms as f64 / 1000.0);
+        self.stats
+            .jobs
+            .get_or_create(&KindLabel {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// Makes sure one handoff scan runs per period (the dedup key names the period, so every
@@ -807,30 +964,17 @@ impl Engine {
     }
 
     fn plan_target_checks(&self, ctx: &EscalationContext, step: &mut Step<'_>) {
-        for (service_id, _, targets) in &ctx.services {
-            let Ok(map) =
-                serde_json::from_str::<std::collections::BTreeMap<String, ResponseTarget>>(targets)
-            else {
-                continue;
-            };
-            let Some(target) = map.get(ctx.severity.as_str()) else {
-                continue;
-            };
-            for (kind, minutes) in [
-                ("acknowledge", target.acknowledge_minutes),
-                ("resolve", target.resolve_minutes),
-            ] {
-                let Some(minutes) = minutes.filter(|m| *m > 0) else {
-                    continue;
-                };
-                step.jobs.push(NewJob {
-                    kind: "target_check",
-                    payload: serde_json::json!({"incident_id": ctx.incident_id, "service_id": service_id, "kind": kind, "minutes": minutes}),
-                    run_at: ctx.triggered_at + TimeDelta::minutes(minutes),
-                    dedup_key: Some(format!("target:{}:{service_id}:{kind}", ctx.incident_id)),
-                });
-            }
-        }
+        let services: Vec<(i64, &str)> = ctx
+            .services
+            .iter()
+            .map(|(id, _, targets)| (*id, targets.as_str()))
+            .collect();
+        step.jobs.extend(paging::target_check_jobs(
+            ctx.incident_id,
+            ctx.severity,
+            ctx.triggered_at,
+            &services,
+        ));
     }
 
     async fn target_check(&self, job: &Job, p: TargetPayload) -> Result<(), EngineError> {
@@ -931,24 +1075,51 @@ impl Engine {
         } else {
             self.message(&notification, context.as_ref()).await?
         };
+        let mut known = Known {
+            incident_number: context.as_ref().map(|c| c.number),
+            user_time_zone: None,
+        };
+        let who = match notification.user_id {
+            Some(id) => match self.store.paged_person(id).await? {
+                Some(person) => {
+                    known.user_time_zone = Some(person.time_zone.to_string());
+                    person.name
+                }
+                None => format!("user {id}"),
+            },
+            None => notification.address.clone(),
+        };
+        self.send(
+            job.id,
+            &notification,
+            &message,
+            &who,
+            team_channel.as_ref(),
+            &known,
+        )
+        .await
+    }
+
+    /// Sends a notification whose `deliver` job (`job_id`) this worker holds, and records
+    /// the outcome: sent, retried later with backoff, or failed for good.
+    async fn send(
+        &self,
+        job_id: i64,
+        notification: &Notification,
+        message: &Message,
+        who: &str,
+        team_channel: Option<&TeamChannel>,
+        known: &Known,
+    ) -> Result<(), EngineError> {
         let channel = match notification.channel.as_str() {
             "webhook" => &self.channels.webhook,
             "slack" => &self.channels.slack,
             _ => &self.channels.email,
         };
-        let who = match notification.user_id {
-            Some(id) => self
-                .store
-                .paged_person(id)
-                .await?
-                .map(|p| p.name)
-                .unwrap_or_else(|| format!("user {id}")),
-            None => notification.address.clone(),
-        };
-        match channel.send(&message).await {
+        match channel.send(message).await {
             Ok(()) => {
                 let entry = (notification.purpose == "page").then(|| {
-                    let text = match &team_channel {
+                    let text = match team_channel {
                         Some(c) => format!("Posted to {} ({}).", c.name, c.kind.label()),
                         None => format!(
                             "Paged {who} by {} ({}).",
@@ -958,7 +1129,14 @@ impl Engine {
                     ("notification", text)
                 });
                 self.store
-                    .finish_delivery(job.id, &self.worker, &notification, &Delivery::Sent, entry)
+                    .finish_delivery_known(
+                        job_id,
+                        &self.worker,
+                        notification,
+                        &Delivery::Sent,
+                        entry,
+                        known,
+                    )
                     .await?;
                 self.stats.delivery("sent", &notification.channel);
             }
@@ -966,7 +1144,7 @@ impl Engine {
                 let at = self.store.now() + backoff(notification.attempts);
                 tracing::info!(notification = notification.id, error = %e, retry_at = %at, "delivery failed; will retry");
                 self.store
-                    .retry_delivery(job.id, &self.worker, notification.id, &e, at)
+                    .retry_delivery(job_id, &self.worker, notification.id, &e, at)
                     .await?;
                 self.stats.delivery("retried", &notification.channel);
             }
@@ -974,7 +1152,7 @@ impl Engine {
                 let reason = e.reason().to_owned();
                 tracing::warn!(notification = notification.id, error = %reason, "delivery failed for good");
                 let entry = notification.incident_id.map(|_| {
-                    let text = match &team_channel {
+                    let text = match team_channel {
                         Some(c) => {
                             format!(
                                 "Could not post to {} ({}): {reason}",
@@ -990,12 +1168,13 @@ impl Engine {
                     ("notification", text)
                 });
                 self.store
-                    .finish_delivery(
-                        job.id,
+                    .finish_delivery_known(
+                        job_id,
                         &self.worker,
-                        &notification,
+                        notification,
                         &Delivery::Failed(reason),
                         entry,
+                        known,
                     )
                     .await?;
                 self.stats.delivery("failed", &notification.channel);

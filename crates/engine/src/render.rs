@@ -5,6 +5,7 @@ use heliograph_notify::Message;
 use heliograph_store::paging::{EscalationContext, Notification};
 
 /// The links a page carries.
+#[derive(Clone)]
 pub struct Links {
     pub acknowledge: String,
     pub resolve: String,

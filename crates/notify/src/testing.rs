@@ -36,11 +36,28 @@ const STARTUP: Duration = Duration::from_secs(20);
 /// The Python script run as the SMTP server: aiosmtpd's `Mailbox` handler on the given port
 /// and maildir. It exits when its standard input closes, which happens when the test process
 /// ends however it ends (even killed), so no server outlives the tests.
+///
+/// With a third argument `log`, mail is not stored: one line per mail, the arrival time
+/// (seconds since the epoch) and the subject, is appended to `<dir>/arrivals.log` instead —
+/// for load scripts, where writing a maildir file per mail costs this machine's CPU.
 const SERVER_SCRIPT: &str = r#"
-import sys
+import sys, time, email.parser
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
-controller = Controller(Mailbox(sys.argv[2]), hostname="127.0.0.1", port=int(sys.argv[1]))
+class Log:
+    def __init__(self, path):
+        self.file = open(path, "a", buffering=1)
+        self.parser = email.parser.BytesHeaderParser()
+    async def handle_DATA(self, server, session, envelope):
+        at = time.time()
+        subject = self.parser.parsebytes(envelope.content).get("Subject", "")
+        self.file.write("%.6f\t%s\n" % (at, " ".join(str(subject).split())))
+        return "250 OK"
+if len(sys.argv) > 3 and sys.argv[3] == "log":
+    handler = Log(sys.argv[2] + "/arrivals.log")
+else:
+    handler = Mailbox(sys.argv[2])
+controller = Controller(handler, hostname="127.0.0.1", port=int(sys.argv[1]))
 controller.start()
 print("ready", flush=True)
 sys.stdin.read()
@@ -90,6 +107,8 @@ pub struct SmtpSink {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Only log arrivals (see [`SmtpSink::start_logging`]).
+    log_only: bool,
 }
 
 impl std::fmt::Debug for SmtpSink {
@@ -106,6 +125,16 @@ impl SmtpSink {
     ///
     /// Panics with installation advice if aiosmtpd is missing.
     pub async fn start() -> Self {
+        Self::start_mode(false).await
+    }
+
+    /// Starts a server that stores no mail and only logs each arrival (time and subject, see
+    /// [`SmtpSink::arrivals`]): for load scripts, where a file per mail costs the machine's CPU.
+    pub async fn start_logging() -> Self {
+        Self::start_mode(true).await
+    }
+
+    async fn start_mode(log_only: bool) -> Self {
         let mut dir = tempfile::Builder::new()
             .prefix("heliograph-smtp-")
             .tempdir()
@@ -117,6 +146,7 @@ impl SmtpSink {
                 port: free_port(),
                 dir,
                 child: None,
+                log_only,
             };
             match sink.launch().await {
                 Ok(()) => return sink,
@@ -151,6 +181,18 @@ impl SmtpSink {
     /// The maildir holding received mail (`new/` has one file per mail).
     pub fn maildir(&self) -> PathBuf {
         self.dir.path().join("mail")
+    }
+
+    /// With [`SmtpSink::start_logging`]: every arrival so far as (when, subject), in order.
+    pub fn arrivals(&self) -> Vec<(SystemTime, String)> {
+        let log = std::fs::read_to_string(self.dir.path().join("arrivals.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let (at, subject) = line.split_once('\t')?;
+                let at = Duration::try_from_secs_f64(at.parse().ok()?).ok()?;
+                Some((SystemTime::UNIX_EPOCH + at, subject.to_owned()))
+            })
+            .collect()
     }
 
     /// Every mail received so far, oldest first.
@@ -227,7 +269,12 @@ impl SmtpSink {
             .arg("-c")
             .arg(SERVER_SCRIPT)
             .arg(self.port.to_string())
-            .arg(self.maildir())
+            .arg(if self.log_only {
+                self.dir.path().to_path_buf()
+            } else {
+                self.maildir()
+            })
+            .args(self.log_only.then_some("log"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(log)

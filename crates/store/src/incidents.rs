@@ -220,6 +220,60 @@ pub(crate) async fn add_entry(
     Ok(())
 }
 
+/// Writes several timeline entries in one statement (in order), each with its own actor.
+pub(crate) async fn add_entries(
+    tx: &mut Tx,
+    incident_id: i64,
+    at: DateTime<Utc>,
+    entries: &[(&Audit, NewEntry<'_>)],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, body_html, phase) VALUES ",
+    );
+    for i in 0..entries.len() {
+        let b = i * 6 + 2;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "($1, $2, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6
+        ));
+    }
+    tx!(tx, c => {
+        let mut q = sqlx::query(&sql).bind(incident_id).bind(at);
+        for (audit, entry) in entries {
+            q = q
+                .bind(audit.actor_user_id)
+                .bind(&audit.actor)
+                .bind(entry.kind)
+                .bind(&entry.body)
+                .bind(entry.body_html)
+                .bind(entry.phase);
+        }
+        q.execute(c).await.map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// What a caller of [`declare_in_with`] already knows or adds.
+#[derive(Default)]
+pub(crate) struct DeclareExtras<'a> {
+    /// Entries written right after the `declared` one, as the declaring actor.
+    pub(crate) entries: Vec<NewEntry<'a>>,
+    /// The incident's services as (id, response targets, escalation policy), when the caller
+    /// read them already (saves reading them again to start the escalation).
+    pub(crate) services: Option<Vec<(i64, String, Option<i64>)>>,
+}
+
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
 fn like_escape(word: &str) -> String {
     let mut out = String::with_capacity(word.len() + 2);
@@ -239,6 +293,18 @@ pub(crate) async fn declare_in(
     new: &NewIncident,
     audit: &Audit,
     now: DateTime<Utc>,
+) -> Result<Incident> {
+    declare_in_with(tx, new, audit, now, DeclareExtras::default()).await
+}
+
+/// [`declare_in`] with entries to add after the `declared` one and, optionally, the
+/// services as already read; every entry is written in one statement.
+pub(crate) async fn declare_in_with(
+    tx: &mut Tx,
+    new: &NewIncident,
+    audit: &Audit,
+    now: DateTime<Utc>,
+    extras: DeclareExtras<'_>,
 ) -> Result<Incident> {
     // PostgreSQL numbers from a sequence (no row lock held to commit); SQLite has one writer.
     let (number,): (i64,) = match tx {
@@ -287,8 +353,18 @@ pub(crate) async fn declare_in(
         body_html: "",
         phase: None,
     };
-    add_entry(tx, incident.id, now, audit, &declared).await?;
-    crate::paging::start_escalation(tx, incident.id, now).await?;
+    let services = match extras.services {
+        Some(known) => known,
+        None => crate::paging::incident_services_for_escalation(tx, incident.id).await?,
+    };
+    let mut entries: Vec<(&Audit, NewEntry<'_>)> = vec![(audit, declared)];
+    entries.extend(extras.entries.into_iter().map(|e| (audit, e)));
+    // Starting the escalation may add its own entry (nobody to page), after these.
+    let engine = crate::paging::engine_audit();
+    if let Some(entry) = crate::paging::start_escalation(tx, &incident, &services, now).await? {
+        entries.push((&engine, entry));
+    }
+    add_entries(tx, incident.id, now, &entries).await?;
     record(
         tx,
         audit,
@@ -428,7 +504,20 @@ impl Store {
         };
         add_entry(&mut tx, after.id, now, audit, &entry).await?;
         if action == "incident.reopen" {
-            crate::paging::start_escalation(&mut tx, after.id, now).await?;
+            let services =
+                crate::paging::incident_services_for_escalation(&mut tx, after.id).await?;
+            if let Some(entry) =
+                crate::paging::start_escalation(&mut tx, &after, &services, now).await?
+            {
+                add_entry(
+                    &mut tx,
+                    after.id,
+                    now,
+                    &crate::paging::engine_audit(),
+                    &entry,
+                )
+                .await?;
+            }
         }
         if action == "incident.resolve" && after.severity.at_least(Severity::Sev2) {
             let owner = after.commander_id.or(audit.actor_user_id);

@@ -1,7 +1,7 @@
 //! On-call load (issue 9, item 3): pages classified by the person's local time, hours on call
 //! from the scheduler's final schedules, incidents commanded, and fairness per schedule.
 //!
-//! A page to a person is classified once, when it is sent ([`classify_sent_page`], called by
+//! A page to a person is classified once, when it is sent ([`sent_page_class`], called by
 //! `finish_delivery` in the same transaction), into `notifications.interruption`: the class of
 //! a counted interruption (`working`, `evening`, `sleep`), or `repeat` when the same person
 //! already had a counted interruption in the 60 seconds up to it. Reading the load is then an
@@ -38,33 +38,37 @@ fn zone_of(name: &str) -> TimeZone {
     })
 }
 
-/// Classifies a page notification that has just been marked sent at `sent_at`, inside the
-/// transaction that marked it: `repeat` when the person already has a counted interruption in
-/// `(sent_at − 60 s, sent_at]`, otherwise the class of `sent_at` in their own zone.
+/// The class of a page notification being marked sent at `sent_at`, inside the transaction
+/// that marks it (the caller stores it with the same update): `repeat` when the person
+/// already has a counted interruption in `(sent_at − 60 s, sent_at]`, otherwise the class of
+/// `sent_at` in their own zone; `None` when the person is gone.
 ///
 /// On PostgreSQL the person's row is locked first, so two deliveries of one page through two
-/// contact methods, finishing at once, cannot both count; SQLite has one writer anyway.
-pub(crate) async fn classify_sent_page(
+/// contact methods, finishing at once, cannot both count; SQLite has one writer anyway, and
+/// `zone`, when the caller knows it, saves reading it there.
+pub(crate) async fn sent_page_class(
     tx: &mut Tx,
     notification_id: i64,
     user_id: i64,
     sent_at: DateTime<Utc>,
-) -> Result<()> {
-    let zone: Option<(String,)> = match tx {
-        Tx::Sqlite(t) => {
+    zone: Option<&str>,
+) -> Result<Option<&'static str>> {
+    let zone: Option<(String,)> = match (&mut *tx, zone) {
+        (Tx::Sqlite(_), Some(known)) => Some((known.to_owned(),)),
+        (Tx::Sqlite(t), None) => {
             sqlx::query_as("SELECT time_zone FROM users WHERE id = $1")
                 .bind(user_id)
                 .fetch_optional(&mut **t)
                 .await?
         }
-        Tx::Postgres(t) => {
+        (Tx::Postgres(t), _) => {
             sqlx::query_as("SELECT time_zone FROM users WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(user_id)
                 .fetch_optional(&mut **t)
                 .await?
         }
     };
-    let Some((zone,)) = zone else { return Ok(()) };
+    let Some((zone,)) = zone else { return Ok(None) };
     let earlier: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
         "SELECT id FROM notifications
          WHERE user_id = $1 AND interruption IN ('working', 'evening', 'sleep')
@@ -75,17 +79,10 @@ pub(crate) async fn classify_sent_page(
         .bind(notification_id)
         .fetch_optional(c)
         .await)?;
-    let class = match earlier {
+    Ok(Some(match earlier {
         Some(_) => REPEAT,
         None => classify_interruption(sent_at, zone_of(&zone).tz()).as_str(),
-    };
-    tx!(tx, c => sqlx::query("UPDATE notifications SET interruption = $2 WHERE id = $1")
-        .bind(notification_id)
-        .bind(class)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(())
+    }))
 }
 
 /// The stored class as a small code, so the catch-up pass reads compact rows.

@@ -22,13 +22,23 @@ pub fn engine_audit() -> Audit {
     }
 }
 
+/// What the timeline says when an incident's services have no escalation policy.
+pub const NO_POLICY: &str = "No escalation policy on the incident's services: nobody was paged.";
+
 /// Starts (or, on reopen, restarts) an incident's escalation inside the transaction that
-/// declared or reopened it: a new epoch and an `escalate` job for level 1, due now.
+/// declared or reopened it: a new epoch and an `escalate` job for level 1, due now. When
+/// none of the incident's services has an escalation policy there is nobody to page, so the
+/// engine's first step is done here instead (its timeline entry and, for a new incident, the
+/// response-target checks), without a job: an alert storm on a service without a policy then
+/// costs the engine nothing. Returns that step's timeline entry for the caller to write.
+/// `services` are the incident's services as (id, response targets, escalation policy).
 pub(crate) async fn start_escalation(
     tx: &mut Tx,
-    incident_id: i64,
+    incident: &crate::incidents::Incident,
+    services: &[(i64, String, Option<i64>)],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Option<NewEntry<'static>>> {
+    let incident_id = incident.id;
     let (epoch,): (i64,) = tx!(tx, c => sqlx::query_as(
         "INSERT INTO incident_escalations (incident_id, epoch, level, repeat_no, updated_at) VALUES ($1, 1, 0, 0, $2)
          ON CONFLICT (incident_id) DO UPDATE SET epoch = incident_escalations.epoch + 1, level = 0, repeat_no = 0, updated_at = $2
@@ -37,18 +47,98 @@ pub(crate) async fn start_escalation(
         .bind(now)
         .fetch_one(c)
         .await)?;
-    enqueue(
-        tx,
-        &NewJob {
-            kind: "escalate",
-            payload: serde_json::json!({"incident_id": incident_id, "epoch": epoch, "level": 0, "repeat": 0}),
-            run_at: now,
-            dedup_key: Some(format!("escalate:{incident_id}:{epoch}:0:0")),
-        },
-        now,
-    )
-    .await?;
-    Ok(())
+    if services.iter().any(|s| s.2.is_some()) {
+        enqueue(
+            tx,
+            &NewJob {
+                kind: "escalate",
+                payload: serde_json::json!({"incident_id": incident_id, "epoch": epoch, "level": 0, "repeat": 0}),
+                run_at: now,
+                dedup_key: Some(format!("escalate:{incident_id}:{epoch}:0:0")),
+            },
+            now,
+        )
+        .await?;
+        return Ok(None);
+    }
+    if epoch == 1 {
+        let targets: Vec<(i64, &str)> = services.iter().map(|s| (s.0, s.1.as_str())).collect();
+        for job in target_check_jobs(
+            incident_id,
+            incident.severity,
+            incident.triggered_at,
+            &targets,
+        ) {
+            enqueue(tx, &job, now).await?;
+        }
+    }
+    Ok(Some(NewEntry {
+        kind: "escalation",
+        body: NO_POLICY.into(),
+        body_html: "",
+        phase: None,
+    }))
+}
+
+/// An incident's services as [`start_escalation`] needs them: (id, response targets,
+/// escalation policy).
+pub(crate) async fn incident_services_for_escalation(
+    tx: &mut Tx,
+    incident_id: i64,
+) -> Result<Vec<(i64, String, Option<i64>)>> {
+    tx!(tx, c => sqlx::query_as(
+        "SELECT s.id, s.response_targets, s.escalation_policy_id
+         FROM incident_services x JOIN services s ON s.id = x.service_id WHERE x.incident_id = $1 ORDER BY s.id")
+        .bind(incident_id)
+        .fetch_all(c)
+        .await)
+    .map_err(Into::into)
+}
+
+/// A response target of a service for one severity, as stored in `response_targets`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct ResponseTarget {
+    #[serde(default)]
+    acknowledge_minutes: Option<i64>,
+    #[serde(default)]
+    resolve_minutes: Option<i64>,
+}
+
+/// The `target_check` jobs of a new incident: one per service and kind (acknowledge,
+/// resolve) whose response target for the incident's severity is set, due when it runs out.
+/// `services` are (service id, response targets as stored).
+pub fn target_check_jobs(
+    incident_id: i64,
+    severity: Severity,
+    triggered_at: DateTime<Utc>,
+    services: &[(i64, &str)],
+) -> Vec<NewJob<'static>> {
+    let mut jobs = Vec::new();
+    for (service_id, targets) in services {
+        let Ok(map) =
+            serde_json::from_str::<std::collections::BTreeMap<String, ResponseTarget>>(targets)
+        else {
+            continue;
+        };
+        let Some(target) = map.get(severity.as_str()) else {
+            continue;
+        };
+        for (kind, minutes) in [
+            ("acknowledge", target.acknowledge_minutes),
+            ("resolve", target.resolve_minutes),
+        ] {
+            let Some(minutes) = minutes.filter(|m| *m > 0) else {
+                continue;
+            };
+            jobs.push(NewJob {
+                kind: "target_check",
+                payload: serde_json::json!({"incident_id": incident_id, "service_id": service_id, "kind": kind, "minutes": minutes}),
+                run_at: triggered_at + chrono::TimeDelta::minutes(minutes),
+                dedup_key: Some(format!("target:{incident_id}:{service_id}:{kind}")),
+            });
+        }
+    }
+    jobs
 }
 
 /// Everything an escalation step needs to know about its incident.
@@ -163,6 +253,34 @@ pub struct Step<'a> {
     pub notices_sent: Vec<i64>,
     /// Action items whose overdue reminder is now handed to notifications (marked reminded).
     pub reminders_sent: Vec<i64>,
+    /// The incident's number, when the caller knows it (saves reading it for the live-update
+    /// notification).
+    pub incident_number: Option<i64>,
+    /// One-time action links (acknowledge, resolve) for the pages of this step that are
+    /// delivered at once: stored with the step, so a page needs no transaction of its own
+    /// for them.
+    pub action_tokens: Vec<NewActionToken>,
+}
+
+/// A one-time action link's hash to store with a step.
+#[derive(Debug, Clone)]
+pub struct NewActionToken {
+    pub token_hash: String,
+    pub action: &'static str,
+    pub user_id: Option<i64>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A notification a step recorded that was due at once, with its `deliver` job already
+/// leased to the worker that applied the step: that worker sends it straight away, without
+/// claiming it again. If the worker dies first, the lease runs out and any worker takes the
+/// job over, as with every other job.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// Index of the notification in [`Step::notifications`].
+    pub index: usize,
+    pub notification_id: i64,
+    pub job_id: i64,
 }
 
 /// How a delivery ended.
@@ -266,12 +384,29 @@ impl Store {
     /// Applies an escalation step and finishes its job, in one transaction. Returns false
     /// (and changes nothing) when the job's lease was lost to another worker.
     pub async fn apply_step(&self, job_id: i64, worker: &str, step: &Step<'_>) -> Result<bool> {
+        Ok(self
+            .apply_step_claiming(job_id, worker, step, None)
+            .await?
+            .is_some())
+    }
+
+    /// [`Store::apply_step`], and with `lease`, the `deliver` jobs of the new notifications
+    /// due now are enqueued already leased to `worker` for `lease` and returned, for the
+    /// worker to deliver at once. `None` when the step's job lease was lost (nothing changed).
+    pub async fn apply_step_claiming(
+        &self,
+        job_id: i64,
+        worker: &str,
+        step: &Step<'_>,
+        lease: Option<chrono::TimeDelta>,
+    ) -> Result<Option<Vec<ClaimedDelivery>>> {
         let now = self.now();
         let mut tx = self.db().begin().await?;
         if !finish(&mut tx, job_id, worker, now).await? {
-            return Ok(false);
+            return Ok(None);
         }
-        for n in &step.notifications {
+        let mut claimed = Vec::new();
+        for (index, n) in step.notifications.iter().enumerate() {
             let id: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
                 "INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
@@ -290,20 +425,42 @@ impl Store {
                 .bind(n.due_at)
                 .fetch_optional(c)
                 .await)?;
-            if let Some((id,)) = id {
-                enqueue(
-                    &mut tx,
-                    &NewJob {
-                        kind: "deliver",
-                        payload: serde_json::json!({"notification_id": id}),
-                        run_at: n.due_at,
-                        dedup_key: Some(format!("deliver:{id}")),
-                    },
-                    now,
-                )
-                .await?;
+            let Some((id,)) = id else { continue };
+            let payload = serde_json::json!({"notification_id": id}).to_string();
+            let dedup_key = format!("deliver:{id}");
+            match lease.filter(|_| n.due_at <= now) {
+                Some(lease) => {
+                    let (job,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
+                        "INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
+                         VALUES ('deliver', $1, $2, $3, $2, $4, $5, 1) RETURNING id")
+                        .bind(&payload)
+                        .bind(now)
+                        .bind(&dedup_key)
+                        .bind(worker)
+                        .bind(now + lease)
+                        .fetch_one(c)
+                        .await)?;
+                    claimed.push(ClaimedDelivery {
+                        index,
+                        notification_id: id,
+                        job_id: job,
+                    });
+                }
+                None => {
+                    tx!(&mut tx, c => sqlx::query(
+                        "INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at) VALUES ('deliver', $1, $2, $3, $4)
+                         ON CONFLICT (dedup_key) DO NOTHING")
+                        .bind(&payload)
+                        .bind(n.due_at)
+                        .bind(&dedup_key)
+                        .bind(now)
+                        .execute(c)
+                        .await
+                        .map(|r| r.rows_affected()))?;
+                }
             }
         }
+        insert_action_tokens(&mut tx, &step.action_tokens, step.incident_id, now).await?;
         for job in &step.jobs {
             enqueue(&mut tx, job, now).await?;
         }
@@ -358,16 +515,16 @@ impl Store {
                 };
                 add_entry(&mut tx, step.incident_id, now, &audit, &entry).await?;
             }
-            let number: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
-                .bind(step.incident_id)
-                .fetch_optional(c)
-                .await)?;
-            if let Some((number,)) = number {
+            let number = match step.incident_number {
+                Some(n) => Some(n),
+                None => incident_number(&mut tx, step.incident_id).await?,
+            };
+            if let Some(number) = number {
                 notify(&mut tx, number).await?;
             }
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(claimed))
     }
 
     /// Notices of override changes not yet handed to notifications, oldest first.
@@ -412,6 +569,27 @@ impl Store {
         outcome: &Delivery,
         timeline: Option<(&'static str, String)>,
     ) -> Result<bool> {
+        self.finish_delivery_known(
+            job_id,
+            worker,
+            notification,
+            outcome,
+            timeline,
+            &Known::default(),
+        )
+        .await
+    }
+
+    /// [`Store::finish_delivery`] with what the caller already knows, to save reading it.
+    pub async fn finish_delivery_known(
+        &self,
+        job_id: i64,
+        worker: &str,
+        notification: &Notification,
+        outcome: &Delivery,
+        timeline: Option<(&'static str, String)>,
+        known: &Known,
+    ) -> Result<bool> {
         let now = self.now();
         let mut tx = self.db().begin().await?;
         if !finish(&mut tx, job_id, worker, now).await? {
@@ -427,26 +605,35 @@ impl Store {
         } else {
             1
         };
-        let updated = tx!(&mut tx, c => sqlx::query(
-            "UPDATE notifications SET state = $2, last_error = COALESCE($3, last_error), sent_at = $4, attempts = attempts + $5
+        // A page to a person that becomes sent is classified as an interruption (on-call
+        // load), stored by the same update that marks it sent.
+        let mut interruption = None;
+        if notification.purpose == "page"
+            && notification.state == "pending"
+            && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
+        {
+            interruption = crate::oncall_load::sent_page_class(
+                &mut tx,
+                notification.id,
+                user_id,
+                sent_at,
+                known.user_time_zone.as_deref(),
+            )
+            .await?;
+        }
+        tx!(&mut tx, c => sqlx::query(
+            "UPDATE notifications SET state = $2, last_error = COALESCE($3, last_error), sent_at = $4, attempts = attempts + $5,
+                interruption = COALESCE($6, interruption)
              WHERE id = $1 AND state = 'pending'")
             .bind(notification.id)
             .bind(state)
             .bind(error)
             .bind(sent_at)
             .bind(attempts_add)
+            .bind(interruption)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
-        // A page to a person that just became sent is classified as an interruption (on-call
-        // load) in the same transaction.
-        if updated == 1
-            && notification.purpose == "page"
-            && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
-        {
-            crate::oncall_load::classify_sent_page(&mut tx, notification.id, user_id, sent_at)
-                .await?;
-        }
         if matches!(outcome, Delivery::Sent)
             && notification.purpose == "test"
             && notification.user_id.is_none()
@@ -474,11 +661,11 @@ impl Store {
                 phase: None,
             };
             add_entry(&mut tx, incident_id, now, &engine_audit(), &entry).await?;
-            let number: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
-                .bind(incident_id)
-                .fetch_optional(c)
-                .await)?;
-            if let Some((number,)) = number {
+            let number = match known.incident_number {
+                Some(n) => Some(n),
+                None => incident_number(&mut tx, incident_id).await?,
+            };
+            if let Some(number) = number {
                 notify(&mut tx, number).await?;
             }
         }
@@ -520,26 +707,23 @@ impl Store {
     /// Stores one-time action links' hashes (acknowledge and resolve) in one transaction.
     pub async fn create_action_tokens(
         &self,
-        links: &[(&str, &str)],
+        links: &[(&str, &'static str)],
         incident_id: i64,
         user_id: Option<i64>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
         let now = self.now();
         let mut tx = self.db().begin().await?;
-        for (token_hash, action) in links {
-            tx!(&mut tx, c => sqlx::query(
-                "INSERT INTO action_tokens (token_hash, incident_id, user_id, action, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(token_hash)
-                .bind(incident_id)
-                .bind(user_id)
-                .bind(action)
-                .bind(expires_at)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
-        }
+        let tokens: Vec<NewActionToken> = links
+            .iter()
+            .map(|(token_hash, action)| NewActionToken {
+                token_hash: (*token_hash).to_owned(),
+                action,
+                user_id,
+                expires_at,
+            })
+            .collect();
+        insert_action_tokens(&mut tx, &tokens, incident_id, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -604,6 +788,63 @@ impl Store {
             .await)
         .map_err(Into::into)
     }
+}
+
+/// Stores action links' hashes in one statement.
+async fn insert_action_tokens(
+    tx: &mut Tx,
+    tokens: &[NewActionToken],
+    incident_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO action_tokens (token_hash, incident_id, user_id, action, expires_at, created_at) VALUES ",
+    );
+    for i in 0..tokens.len() {
+        let b = i * 4 + 2;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, $1, ${}, ${}, ${}, $2)",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4
+        ));
+    }
+    tx!(tx, c => {
+        let mut q = sqlx::query(&sql).bind(incident_id).bind(now);
+        for t in tokens {
+            q = q
+                .bind(&t.token_hash)
+                .bind(t.user_id)
+                .bind(t.action)
+                .bind(t.expires_at);
+        }
+        q.execute(c).await.map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+async fn incident_number(tx: &mut Tx, incident_id: i64) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = tx!(tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
+        .bind(incident_id)
+        .fetch_optional(c)
+        .await)?;
+    Ok(row.map(|r| r.0))
+}
+
+/// What the caller of [`Store::finish_delivery_known`] already knows.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The incident's number (for the live-update notification).
+    pub incident_number: Option<i64>,
+    /// The paged person's time zone name (to classify the page).
+    pub user_time_zone: Option<String>,
 }
 
 /// A one-time action link as stored.

@@ -125,17 +125,22 @@ async fn declare_acknowledge_resolve_reopen_with_a_timeline() {
         let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
+            // No escalation policy on the incident's services: declaring and reopening say
+            // at once that nobody was paged, without waiting for the engine.
             [
                 "declared",
+                "escalation",
                 "acknowledged",
                 "status_update",
                 "severity_changed",
                 "resolved",
-                "reopened"
+                "reopened",
+                "escalation"
             ],
             "{backend:?}"
         );
-        assert!(timeline[3].body.contains("SEV1 → SEV2: only EU affected"));
+        assert!(timeline[4].body.contains("SEV1 → SEV2: only EU affected"));
+        assert_eq!(timeline[1].actor, "Heliograph");
         let updates = store.timeline(first.id, true).await.unwrap();
         assert_eq!(updates.len(), 1);
         assert_eq!(updates[0].phase.as_deref(), Some("identified"));
