@@ -12,7 +12,7 @@ use heliograph_domain::Severity;
 use serde::Serialize;
 
 use crate::audit::{Audit, Change, record};
-use crate::incidents::{NewEntry, NewIncident, add_entry, declare_in, notify};
+use crate::incidents::{DeclareExtras, NewEntry, NewIncident, add_entry, declare_in_with, notify};
 use crate::{Page, Result, Store, Tx, read, tx};
 
 /// A way in for monitoring: its key is shown once and stored hashed.
@@ -472,6 +472,22 @@ impl Store {
     }
 }
 
+/// What [`ingest_in`] looks up per event in one statement.
+#[derive(sqlx::FromRow)]
+struct Found {
+    name: String,
+    grouping_window_minutes: i64,
+    auto_resolve: bool,
+    severity_map: String,
+    response_targets: String,
+    escalation_policy_id: Option<i64>,
+    alert_id: Option<i64>,
+    incident_id: Option<i64>,
+    status: Option<String>,
+    number: Option<i64>,
+    same_key_incident: Option<i64>,
+}
+
 /// One request's events, in order, inside the caller's transaction.
 async fn ingest_in(
     tx: &mut Tx,
@@ -479,21 +495,43 @@ async fn ingest_in(
     events: &[Incoming],
     now: DateTime<Utc>,
 ) -> Result<Vec<Outcome>> {
-    let (service_name, grouping, auto_resolve, severity_map): (String, i64, bool, String) = tx!(tx, c => sqlx::query_as(
-        "SELECT name, grouping_window_minutes, auto_resolve, severity_map FROM services WHERE id = $1")
-        .bind(integration.service_id)
-        .fetch_one(c)
-        .await)?;
     let mut outcomes = Vec::with_capacity(events.len());
     for e in events {
-        let open: Option<(i64, Option<i64>, String)> = tx!(tx, c => sqlx::query_as(
-            "SELECT id, incident_id, status FROM alerts WHERE integration_id = $1 AND dedup_key = $2 AND status <> 'resolved'")
+        // One statement per event: the service's settings, the open alert with this key (and
+        // its incident's number), and, when there is none, the service's latest unresolved
+        // incident for this key (to join rather than open another).
+        let found: Option<Found> = tx!(tx, c => sqlx::query_as(
+            "SELECT s.name, s.grouping_window_minutes, s.auto_resolve, s.severity_map, s.response_targets, s.escalation_policy_id,
+                    a.id AS alert_id, a.incident_id, a.status, i.number,
+                    CASE WHEN a.id IS NULL THEN
+                      (SELECT a2.incident_id FROM alerts a2 JOIN incidents i2 ON i2.id = a2.incident_id
+                        WHERE a2.service_id = s.id AND a2.dedup_key = $2 AND i2.status <> 'resolved'
+                        ORDER BY a2.id DESC LIMIT 1) END AS same_key_incident
+             FROM services s
+             LEFT JOIN alerts a ON a.integration_id = $1 AND a.dedup_key = $2 AND a.status <> 'resolved'
+             LEFT JOIN incidents i ON i.id = a.incident_id
+             WHERE s.id = $3 LIMIT 1")
             .bind(integration.id)
             .bind(&e.dedup_key)
+            .bind(integration.service_id)
             .fetch_optional(c)
             .await)?;
+        let Some(found) = found else {
+            return Err(crate::StoreError::NotFound);
+        };
+        let service_name = &found.name;
+        let grouping = found.grouping_window_minutes;
+        let auto_resolve = found.auto_resolve;
+        let severity_map = &found.severity_map;
+        let open = found.alert_id.map(|id| {
+            (
+                id,
+                found.incident_id,
+                found.status.clone().unwrap_or_default(),
+            )
+        });
         let outcome = match (e.action, open) {
-            ("trigger", Some((alert_id, incident_id, _))) => {
+            ("trigger", Some((alert_id, _, _))) => {
                 tx!(tx, c => sqlx::query(
                     "UPDATE alerts SET count = count + 1, last_seen_at = $2, payload = $3,
                         summary = COALESCE($4, summary), severity = COALESCE($5, severity), source = COALESCE($6, source)
@@ -507,25 +545,14 @@ async fn ingest_in(
                     .execute(c)
                     .await
                     .map(|r| r.rows_affected()))?;
-                let number = match incident_id {
-                    Some(id) => incident_number(tx, id).await?,
-                    None => None,
-                };
-                (Some(alert_id), number, "updated")
+                (Some(alert_id), found.number, "updated")
             }
             ("trigger", None) => {
                 let summary = e.summary.clone().unwrap_or_else(|| e.dedup_key.clone());
                 let severity = e.severity.unwrap_or("error");
                 // Join the service's open incident for this key, or its latest open one
                 // within the grouping window; otherwise open a new incident.
-                let same_key: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
-                    "SELECT a.incident_id FROM alerts a JOIN incidents i ON i.id = a.incident_id
-                     WHERE a.service_id = $1 AND a.dedup_key = $2 AND i.status <> 'resolved' ORDER BY a.id DESC LIMIT 1")
-                    .bind(integration.service_id)
-                    .bind(&e.dedup_key)
-                    .fetch_optional(c)
-                    .await)?;
-                let mut join = same_key.map(|r| r.0);
+                let mut join = found.same_key_incident;
                 if join.is_none() && grouping > 0 {
                     let since = now - TimeDelta::minutes(grouping);
                     let recent: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
@@ -555,7 +582,7 @@ async fn ingest_in(
                         (id, number)
                     }
                     None => {
-                        let incident = declare_in(
+                        let incident = declare_in_with(
                             tx,
                             &NewIncident {
                                 title: summary.chars().take(200).collect(),
@@ -564,20 +591,25 @@ async fn ingest_in(
                                     integration.kind, integration.name
                                 ),
                                 description_html: String::new(),
-                                severity: incident_severity(severity, &severity_map),
+                                severity: incident_severity(severity, severity_map),
                                 service_ids: vec![integration.service_id],
                                 commander_id: None,
                             },
                             &system(),
                             now,
-                        )
-                        .await?;
-                        timeline(
-                            tx,
-                            incident.id,
-                            now,
-                            "alert",
-                            format!("Alert: {summary} (from {}).", integration.name),
+                            DeclareExtras {
+                                entries: vec![NewEntry {
+                                    kind: "alert",
+                                    body: format!("Alert: {summary} (from {}).", integration.name),
+                                    body_html: "",
+                                    phase: None,
+                                }],
+                                services: Some(vec![(
+                                    integration.service_id,
+                                    found.response_targets.clone(),
+                                    found.escalation_policy_id,
+                                )]),
+                            },
                         )
                         .await?;
                         (incident.id, Some(incident.number))
@@ -599,7 +631,7 @@ async fn ingest_in(
                     .await)?;
                 (Some(alert_id), number, "opened")
             }
-            ("acknowledge", Some((alert_id, incident_id, status))) => {
+            ("acknowledge", Some((alert_id, _, status))) => {
                 if status == "triggered" {
                     tx!(tx, c => sqlx::query("UPDATE alerts SET status = 'acknowledged', last_seen_at = $2 WHERE id = $1")
                         .bind(alert_id)
@@ -608,11 +640,7 @@ async fn ingest_in(
                         .await
                         .map(|r| r.rows_affected()))?;
                 }
-                let number = match incident_id {
-                    Some(id) => incident_number(tx, id).await?,
-                    None => None,
-                };
-                (Some(alert_id), number, "acknowledged")
+                (Some(alert_id), found.number, "acknowledged")
             }
             ("resolve", Some((alert_id, incident_id, _))) => {
                 tx!(tx, c => sqlx::query("UPDATE alerts SET status = 'resolved', resolved_at = $2, last_seen_at = $2 WHERE id = $1")
@@ -621,9 +649,8 @@ async fn ingest_in(
                     .execute(c)
                     .await
                     .map(|r| r.rows_affected()))?;
-                let mut number = None;
+                let number = found.number;
                 if let Some(id) = incident_id {
-                    number = incident_number(tx, id).await?;
                     let (open,): (i64,) = tx!(tx, c => sqlx::query_as(
                         "SELECT COUNT(*) FROM alerts WHERE incident_id = $1 AND status <> 'resolved'")
                         .bind(id)

@@ -288,17 +288,8 @@ fn like_escape(word: &str) -> String {
 
 /// Declares an incident inside an open transaction (the caller commits): the numbered row,
 /// its services, the first timeline entry, the audit entry and the start of its escalation.
-pub(crate) async fn declare_in(
-    tx: &mut Tx,
-    new: &NewIncident,
-    audit: &Audit,
-    now: DateTime<Utc>,
-) -> Result<Incident> {
-    declare_in_with(tx, new, audit, now, DeclareExtras::default()).await
-}
-
-/// [`declare_in`] with entries to add after the `declared` one and, optionally, the
-/// services as already read; every entry is written in one statement.
+/// `extras` adds entries after the `declared` one (all written in one statement) and,
+/// optionally, the services as the caller already read them.
 pub(crate) async fn declare_in_with(
     tx: &mut Tx,
     new: &NewIncident,
@@ -385,8 +376,29 @@ pub(crate) async fn declare_in_with(
 impl Store {
     /// Declares an incident: the next number, status triggered, a `declared` timeline entry.
     pub async fn declare_incident(&self, new: &NewIncident, audit: &Audit) -> Result<Incident> {
+        // Read before the transaction (on SQLite, from a reader rather than the one writer).
+        let mut services = Vec::new();
+        for id in &new.service_ids {
+            let row: Option<(i64, String, Option<i64>)> = read!(self.db(), c => sqlx::query_as(
+                "SELECT id, response_targets, escalation_policy_id FROM services WHERE id = $1")
+                .bind(id)
+                .fetch_optional(c)
+                .await)?;
+            if let Some(row) = row
+                && !services
+                    .iter()
+                    .any(|s: &(i64, String, Option<i64>)| s.0 == row.0)
+            {
+                services.push(row);
+            }
+        }
+        services.sort_by_key(|s| s.0);
+        let extras = DeclareExtras {
+            entries: Vec::new(),
+            services: Some(services),
+        };
         let mut tx = self.db().begin().await?;
-        let incident = declare_in(&mut tx, new, audit, self.now()).await?;
+        let incident = declare_in_with(&mut tx, new, audit, self.now(), extras).await?;
         tx.commit().await?;
         Ok(incident)
     }
