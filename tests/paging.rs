@@ -1,6 +1,7 @@
 //! End-to-end paging with a real SMTP server (Debian's aiosmtpd, started by the test): a page
 //! arrives by email and its link acknowledges once; an SMTP outage delays but loses nothing;
-//! an engine that dies mid-job leaves the job to another; two engines on one PostgreSQL
+//! an engine that dies mid-job (or between an escalation step and its send) leaves the job
+//! to another; two engines on one PostgreSQL
 //! database send each page once.
 
 mod common;
@@ -19,6 +20,7 @@ use heliograph_notify::testing::SmtpSink;
 use heliograph_scheduler::{Layer, Rotation, ShiftLength, ShiftUnit};
 use heliograph_store::escalation_policies::{Level, PolicyFields, Target};
 use heliograph_store::incidents::NewIncident;
+use heliograph_store::paging::{NewNotification, Step};
 use heliograph_store::schedules::ScheduleFields;
 use heliograph_store::services::{ResponseTargets, ServiceFields};
 use heliograph_store::testdb::TestDatabase;
@@ -366,6 +368,116 @@ async fn a_job_held_by_a_dead_engine_is_taken_over_after_its_lease() {
         );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(smtp.messages().len(), before + 1, "sent once");
+        app.stop().await;
+    }
+}
+
+/// An engine sends a page straight after its escalation step, holding the page's `deliver`
+/// job on a lease it took in the step's transaction. If it dies between the step and the
+/// send, nothing is lost: the job is in the queue, and another engine sends the page once the
+/// lease runs out — not before, and only once.
+#[tokio::test]
+async fn a_page_whose_engine_died_after_its_step_is_sent_once_after_the_lease() {
+    let smtp = SmtpSink::start().await;
+    for backend in backends() {
+        let db = Arc::new(TestDatabase::fresh(backend).await);
+        let conn = Db::connect(&db.url).await.unwrap();
+        conn.migrate().await.unwrap();
+        let store = Store::with_clock(conn, Arc::new(SystemClock));
+        let ana = store
+            .create_user(
+                &NewUser {
+                    email: UserEmail::parse("ana@example.com").unwrap(),
+                    name: DisplayName::parse("Ana").unwrap(),
+                    time_zone: TimeZone::UTC,
+                    role: Role::Responder,
+                    password_hash: None,
+                },
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        let service = paging_setup(&store, "ana@example.com").await;
+        let incident = store
+            .declare_incident(&new_incident(service, "Embedding drift"), &Audit::cli())
+            .await
+            .unwrap();
+        // The dying engine claims the escalation and applies its step, which records the
+        // page and leases its delivery to the same engine for three seconds; then it dies.
+        let claimed = store
+            .claim_jobs("dead-worker", TimeDelta::seconds(3), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{backend:?}");
+        let step = Step {
+            incident_id: incident.id,
+            notifications: vec![NewNotification {
+                idempotency_key: format!("page:{}:1:0:0:{}:0:0", incident.id, ana.id),
+                incident_id: Some(incident.id),
+                user_id: Some(ana.id),
+                contact_method_id: None,
+                purpose: "page",
+                channel: "email".into(),
+                address: "ana@example.com".into(),
+                subject: format!("[SEV1] #{} Embedding drift", incident.number),
+                level: Some(0),
+                repeat_no: Some(0),
+                due_at: store.now(),
+            }],
+            position: Some((0, 0)),
+            ..Default::default()
+        };
+        let leased = store
+            .apply_step_claiming(
+                claimed[0].id,
+                "dead-worker",
+                &step,
+                Some(TimeDelta::seconds(3)),
+            )
+            .await
+            .unwrap()
+            .expect("the step's job was still leased");
+        assert_eq!(
+            leased.len(),
+            1,
+            "{backend:?}: the page's delivery is leased"
+        );
+        assert!(
+            store
+                .claim_jobs("someone-else", TimeDelta::seconds(60), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend:?}: nobody else may take the leased delivery"
+        );
+        let started = std::time::Instant::now();
+        let before = smtp.messages().len();
+        let app = spawn_with_smtp(backend, db.clone(), Arc::new(SystemClock), &smtp).await;
+        let mails = smtp.wait_for(before + 1, Duration::from_secs(20)).await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(2500),
+            "{backend:?}: not before the lease ends"
+        );
+        let mail = mails.last().unwrap();
+        assert_eq!(
+            mail.subject,
+            format!("[SEV1] #{} Embedding drift", incident.number)
+        );
+        assert!(
+            mail.text
+                .as_deref()
+                .unwrap_or("")
+                .contains("Acknowledge: http"),
+            "{backend:?}: the page carries its acknowledge link"
+        );
+        wait_until("the page marked sent", || async {
+            app.store.incident_notifications(incident.id).await.unwrap()[0].state == "sent"
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(smtp.messages().len(), before + 1, "{backend:?}: sent once");
+        let notifications = app.store.incident_notifications(incident.id).await.unwrap();
+        assert_eq!(notifications.len(), 1, "{backend:?}: {notifications:?}");
         app.stop().await;
     }
 }
