@@ -160,6 +160,22 @@ async fn events_v2_trigger_retrigger_acknowledge_resolve() {
                 .any(|e| e.body.starts_with("Alert: Example alert")),
             "{timeline:?}"
         );
+        // Opened by monitoring, then the alert, then (the service has no policy) the note that
+        // nobody was paged, written with the declaration rather than by an engine job.
+        let opening: Vec<(&str, &str)> = timeline
+            .iter()
+            .take(3)
+            .map(|e| (e.kind.as_str(), e.actor.as_str()))
+            .collect();
+        assert_eq!(
+            opening,
+            [
+                ("declared", "monitoring"),
+                ("alert", "monitoring"),
+                ("escalation", "Heliograph")
+            ],
+            "{backend:?}: {timeline:?}"
+        );
         assert!(
             timeline
                 .iter()
