@@ -482,6 +482,82 @@ async fn a_page_whose_engine_died_after_its_step_is_sent_once_after_the_lease() 
     }
 }
 
+/// An escalation step planned while the incident was triggered, but applied after someone
+/// acknowledged it: its page must not be sent directly. It goes through the queue, whose
+/// delivery sees the acknowledgement and cancels it.
+#[tokio::test]
+async fn a_page_acknowledged_before_its_step_commits_is_not_sent_directly() {
+    for backend in backends() {
+        let db = TestDatabase::fresh(backend).await;
+        let conn = Db::connect(&db.url).await.unwrap();
+        conn.migrate().await.unwrap();
+        let store = Store::with_clock(conn, Arc::new(SystemClock));
+        let ana = store
+            .create_user(
+                &NewUser {
+                    email: UserEmail::parse("ana@example.com").unwrap(),
+                    name: DisplayName::parse("Ana").unwrap(),
+                    time_zone: TimeZone::UTC,
+                    role: Role::Responder,
+                    password_hash: None,
+                },
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        let service = paging_setup(&store, "ana@example.com").await;
+        let incident = store
+            .declare_incident(&new_incident(service, "Agent loop"), &Audit::cli())
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_jobs("engine", TimeDelta::seconds(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{backend:?}");
+        store
+            .acknowledge_incident(incident.number, &Audit::cli())
+            .await
+            .unwrap();
+        let step = Step {
+            incident_id: incident.id,
+            notifications: vec![NewNotification {
+                idempotency_key: format!("page:{}:1:0:0:{}:0:0", incident.id, ana.id),
+                incident_id: Some(incident.id),
+                user_id: Some(ana.id),
+                contact_method_id: None,
+                purpose: "page",
+                channel: "email".into(),
+                address: "ana@example.com".into(),
+                subject: format!("[SEV1] #{} Agent loop", incident.number),
+                level: Some(0),
+                repeat_no: Some(0),
+                due_at: store.now(),
+            }],
+            epoch: Some(1),
+            ..Default::default()
+        };
+        let leased = store
+            .apply_step_claiming(claimed[0].id, "engine", &step, Some(TimeDelta::seconds(60)))
+            .await
+            .unwrap()
+            .expect("the step's job was still leased");
+        assert!(
+            leased.is_empty(),
+            "{backend:?}: no direct send after the acknowledgement"
+        );
+        let queued = store
+            .claim_jobs("engine", TimeDelta::seconds(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            queued.iter().filter(|j| j.kind == "deliver").count(),
+            1,
+            "{backend:?}: the page is queued, for its delivery to cancel: {queued:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn two_engines_on_one_postgres_send_each_page_once() {
     if !backends().contains(&Backend::Postgres) {

@@ -302,8 +302,16 @@ impl Engine {
                     });
                 }
             }
-            if let Some(Err(e)) = running.join_next().await {
-                tracing::error!(error = %e, "an engine job panicked; it runs again after its lease");
+            // Wait for a slot, but claim again on a wake-up (new work) or after a second,
+            // so one slow job does not hold up the work that arrives meanwhile.
+            tokio::select! {
+                done = running.join_next() => {
+                    if let Some(Err(e)) = done {
+                        tracing::error!(error = %e, "an engine job panicked; it runs again after its lease");
+                    }
+                }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }
@@ -583,6 +591,7 @@ impl Engine {
         step.timeline.push(("escalation", text));
         step.position = Some((p.level, p.repeat));
         step.incident_number = Some(ctx.number);
+        step.epoch = Some(p.epoch);
         step.jobs.push(next(
             p.level + 1,
             p.repeat,
@@ -654,7 +663,26 @@ impl Engine {
                             None,
                         )
                     }
-                    Direct::Later => return Ok(()),
+                    // Leased by the store but planned for later (it fell due between the
+                    // two clocks' readings): deliver it the usual way, now.
+                    Direct::Later => {
+                        let job = Job {
+                            id: c.job_id,
+                            kind: "deliver".into(),
+                            payload: serde_json::json!({"notification_id": c.notification_id})
+                                .to_string(),
+                            run_at: new.due_at,
+                            attempts: 1,
+                        };
+                        return self
+                            .deliver(
+                                &job,
+                                DeliverPayload {
+                                    notification_id: c.notification_id,
+                                },
+                            )
+                            .await;
+                    }
                 };
                 self.send(
                     c.job_id,

@@ -103,6 +103,30 @@ pub struct AuditFilter {
 }
 
 /// Writes one entry inside the caller's transaction.
+/// [`record`] as a statement for a [`crate::batch::Batch`].
+pub(crate) fn record_statement(
+    audit: &Audit,
+    at: DateTime<Utc>,
+    change: Change<'_>,
+) -> (&'static str, Vec<crate::batch::Arg>) {
+    (
+        "INSERT INTO audit_log (at, actor_user_id, actor, action, target_type, target_id, summary, before, after, client_addr)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        vec![
+            at.into(),
+            audit.actor_user_id.into(),
+            audit.actor.as_str().into(),
+            change.action.into(),
+            change.target_type.into(),
+            change.target_id.into(),
+            change.summary.into(),
+            change.before.map(|v| v.to_string()).into(),
+            change.after.map(|v| v.to_string()).into(),
+            audit.client_addr.clone().into(),
+        ],
+    )
+}
+
 pub async fn record(
     tx: &mut Tx,
     audit: &Audit,

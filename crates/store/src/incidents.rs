@@ -220,20 +220,17 @@ pub(crate) async fn add_entry(
     Ok(())
 }
 
-/// Writes several timeline entries in one statement (in order), each with its own actor.
-pub(crate) async fn add_entries(
-    tx: &mut Tx,
+/// Several timeline entries as one statement (in order), each with its own actor.
+pub(crate) fn entries_statement(
     incident_id: i64,
     at: DateTime<Utc>,
     entries: &[(&Audit, NewEntry<'_>)],
-) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
+) -> (String, Vec<crate::batch::Arg>) {
     let mut sql = String::from(
         "INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, body_html, phase) VALUES ",
     );
-    for i in 0..entries.len() {
+    let mut args: Vec<crate::batch::Arg> = vec![incident_id.into(), at.into()];
+    for (i, (audit, entry)) in entries.iter().enumerate() {
         let b = i * 6 + 2;
         if i > 0 {
             sql.push_str(", ");
@@ -247,21 +244,16 @@ pub(crate) async fn add_entries(
             b + 5,
             b + 6
         ));
+        args.extend([
+            audit.actor_user_id.into(),
+            audit.actor.as_str().into(),
+            entry.kind.into(),
+            entry.body.as_str().into(),
+            entry.body_html.into(),
+            entry.phase.into(),
+        ]);
     }
-    tx!(tx, c => {
-        let mut q = sqlx::query(&sql).bind(incident_id).bind(at);
-        for (audit, entry) in entries {
-            q = q
-                .bind(audit.actor_user_id)
-                .bind(&audit.actor)
-                .bind(entry.kind)
-                .bind(&entry.body)
-                .bind(entry.body_html)
-                .bind(entry.phase);
-        }
-        q.execute(c).await.map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    (sql, args)
 }
 
 /// What a caller of [`declare_in_with`] already knows or adds.
@@ -297,6 +289,18 @@ pub(crate) async fn declare_in_with(
     now: DateTime<Utc>,
     extras: DeclareExtras<'_>,
 ) -> Result<Incident> {
+    let mut service_ids = new.service_ids.clone();
+    service_ids.sort_unstable();
+    service_ids.dedup();
+    if let Some(known) = &extras.services
+        && let Some(missing) = service_ids
+            .iter()
+            .find(|id| !known.iter().any(|s| s.0 == **id))
+    {
+        return Err(StoreError::Conflict(format!(
+            "service {missing} does not exist"
+        )));
+    }
     // PostgreSQL numbers from a sequence (no row lock held to commit); SQLite has one writer.
     let (number,): (i64,) = match tx {
         Tx::Postgres(t) => {
@@ -323,41 +327,59 @@ pub(crate) async fn declare_in_with(
         .bind(&new.description_html)
         .fetch_one(c)
         .await)?;
-    let mut service_ids = new.service_ids.clone();
-    service_ids.sort_unstable();
-    service_ids.dedup();
-    for service_id in &service_ids {
-        tx!(tx, c => sqlx::query("INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)")
-            .bind(incident.id)
-            .bind(service_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => StoreError::Conflict(format!("service {service_id} does not exist")),
-            other => other,
-        })?;
-    }
+    let mut batch = crate::batch::Batch::default();
+    let services = match extras.services {
+        Some(known) => {
+            for service_id in &service_ids {
+                batch.push(
+                    "INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)",
+                    vec![incident.id.into(), (*service_id).into()],
+                );
+            }
+            known
+        }
+        None => {
+            for service_id in &service_ids {
+                tx!(tx, c => sqlx::query("INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)")
+                    .bind(incident.id)
+                    .bind(service_id)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected()))
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("service {service_id} does not exist")),
+                    other => other,
+                })?;
+            }
+            crate::paging::incident_services_for_escalation(tx, incident.id).await?
+        }
+    };
     let declared = NewEntry {
         kind: "declared",
         body: format!("Declared {} — {}", new.severity, new.title),
         body_html: "",
         phase: None,
     };
-    let services = match extras.services {
-        Some(known) => known,
-        None => crate::paging::incident_services_for_escalation(tx, incident.id).await?,
-    };
     let mut entries: Vec<(&Audit, NewEntry<'_>)> = vec![(audit, declared)];
     entries.extend(extras.entries.into_iter().map(|e| (audit, e)));
-    // Starting the escalation may add its own entry (nobody to page), after these.
+    // A new incident's escalation starts at epoch 1: its level-1 job, or (nobody to page)
+    // the entry saying so, after the others, and its response-target checks.
+    batch.push(
+        "INSERT INTO incident_escalations (incident_id, epoch, level, repeat_no, updated_at) VALUES ($1, 1, 0, 0, $2)",
+        vec![incident.id.into(), now.into()],
+    );
+    let (jobs, entry) = crate::paging::plan_escalation(&incident, &services, 1, now);
+    for job in &jobs {
+        let (sql, args) = crate::jobs::enqueue_statement(job, now);
+        batch.push(sql, args);
+    }
     let engine = crate::paging::engine_audit();
-    if let Some(entry) = crate::paging::start_escalation(tx, &incident, &services, now).await? {
+    if let Some(entry) = entry {
         entries.push((&engine, entry));
     }
-    add_entries(tx, incident.id, now, &entries).await?;
-    record(
-        tx,
+    let (sql, args) = entries_statement(incident.id, now, &entries);
+    batch.push(sql, args);
+    let (sql, args) = crate::audit::record_statement(
         audit,
         now,
         Change::new(
@@ -367,19 +389,27 @@ pub(crate) async fn declare_in_with(
             format!("declared #{number} {} {}", new.severity, new.title),
         )
         .after(&incident),
-    )
-    .await?;
-    notify(tx, number).await?;
+    );
+    batch.push(sql, args);
+    if let Tx::Postgres(_) = tx {
+        batch.push(
+            "SELECT pg_notify($1, $2)",
+            vec![NOTIFY_CHANNEL.into(), number.to_string().into()],
+        );
+    }
+    batch.run(tx).await?;
     Ok(incident)
 }
 
 impl Store {
     /// Declares an incident: the next number, status triggered, a `declared` timeline entry.
     pub async fn declare_incident(&self, new: &NewIncident, audit: &Audit) -> Result<Incident> {
-        // Read before the transaction (on SQLite, from a reader rather than the one writer).
+        // Read inside the transaction: whether a service has a policy decides, once and for
+        // all, whether the incident escalates, so it must not race a policy being assigned.
+        let mut tx = self.db().begin().await?;
         let mut services = Vec::new();
         for id in &new.service_ids {
-            let row: Option<(i64, String, Option<i64>)> = read!(self.db(), c => sqlx::query_as(
+            let row: Option<(i64, String, Option<i64>)> = tx!(&mut tx, c => sqlx::query_as(
                 "SELECT id, response_targets, escalation_policy_id FROM services WHERE id = $1")
                 .bind(id)
                 .fetch_optional(c)
@@ -397,7 +427,6 @@ impl Store {
             entries: Vec::new(),
             services: Some(services),
         };
-        let mut tx = self.db().begin().await?;
         let incident = declare_in_with(&mut tx, new, audit, self.now(), extras).await?;
         tx.commit().await?;
         Ok(incident)

@@ -47,6 +47,24 @@ pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>, now: DateTime<Utc>) -> Resul
     Ok(n > 0)
 }
 
+/// [`enqueue`] as a statement for a [`crate::batch::Batch`].
+pub(crate) fn enqueue_statement(
+    job: &NewJob<'_>,
+    now: DateTime<Utc>,
+) -> (&'static str, Vec<crate::batch::Arg>) {
+    (
+        "INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (dedup_key) DO NOTHING",
+        vec![
+            job.kind.into(),
+            job.payload.to_string().into(),
+            job.run_at.into(),
+            job.dedup_key.clone().into(),
+            now.into(),
+        ],
+    )
+}
+
 /// Marks a claimed job done inside a transaction, if `worker` still holds it. Returns false
 /// when the lease was lost (another worker took the job over): the caller must roll back.
 pub async fn finish(tx: &mut Tx, id: i64, worker: &str, now: DateTime<Utc>) -> Result<bool> {

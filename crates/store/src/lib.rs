@@ -25,6 +25,7 @@ use sqlx::sqlite::{
 
 pub mod alerts;
 pub mod audit;
+mod batch;
 pub mod contacts;
 pub mod demo;
 pub mod escalation_policies;

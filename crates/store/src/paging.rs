@@ -9,6 +9,7 @@ use heliograph_domain::{IncidentStatus, Severity, TimeZone};
 use serde::Serialize;
 
 use crate::audit::Audit;
+use crate::batch::Batch;
 use crate::incidents::{NewEntry, add_entry, notify};
 use crate::jobs::{NewJob, enqueue, finish};
 use crate::{Result, Store, Tx, read, tx};
@@ -47,37 +48,49 @@ pub(crate) async fn start_escalation(
         .bind(now)
         .fetch_one(c)
         .await)?;
-    if services.iter().any(|s| s.2.is_some()) {
-        enqueue(
-            tx,
-            &NewJob {
-                kind: "escalate",
-                payload: serde_json::json!({"incident_id": incident_id, "epoch": epoch, "level": 0, "repeat": 0}),
-                run_at: now,
-                dedup_key: Some(format!("escalate:{incident_id}:{epoch}:0:0")),
-            },
-            now,
-        )
-        .await?;
-        return Ok(None);
+    let (jobs, entry) = plan_escalation(incident, services, epoch, now);
+    for job in &jobs {
+        enqueue(tx, job, now).await?;
     }
+    Ok(entry)
+}
+
+/// What starting escalation round `epoch` of `incident` enqueues: its level-1 `escalate`
+/// job when a service has a policy; otherwise no job but the timeline entry saying nobody
+/// was paged, and, in the first round, the response-target checks.
+pub(crate) fn plan_escalation(
+    incident: &crate::incidents::Incident,
+    services: &[(i64, String, Option<i64>)],
+    epoch: i64,
+    now: DateTime<Utc>,
+) -> (Vec<NewJob<'static>>, Option<NewEntry<'static>>) {
+    let incident_id = incident.id;
+    if services.iter().any(|s| s.2.is_some()) {
+        let job = NewJob {
+            kind: "escalate",
+            payload: serde_json::json!({"incident_id": incident_id, "epoch": epoch, "level": 0, "repeat": 0}),
+            run_at: now,
+            dedup_key: Some(format!("escalate:{incident_id}:{epoch}:0:0")),
+        };
+        return (vec![job], None);
+    }
+    let mut jobs = Vec::new();
     if epoch == 1 {
         let targets: Vec<(i64, &str)> = services.iter().map(|s| (s.0, s.1.as_str())).collect();
-        for job in target_check_jobs(
+        jobs = target_check_jobs(
             incident_id,
             incident.severity,
             incident.triggered_at,
             &targets,
-        ) {
-            enqueue(tx, &job, now).await?;
-        }
+        );
     }
-    Ok(Some(NewEntry {
+    let entry = NewEntry {
         kind: "escalation",
         body: NO_POLICY.into(),
         body_html: "",
         phase: None,
-    }))
+    };
+    (jobs, Some(entry))
 }
 
 /// An incident's services as [`start_escalation`] needs them: (id, response targets,
@@ -256,6 +269,11 @@ pub struct Step<'a> {
     /// The incident's number, when the caller knows it (saves reading it for the live-update
     /// notification).
     pub incident_number: Option<i64>,
+    /// The escalation round the step belongs to: with it, [`Store::apply_step_claiming`]
+    /// leases deliveries to the caller only while the incident is still triggered in that
+    /// round (checked inside the step's transaction), so a page acknowledged meanwhile goes
+    /// through the queue, where its delivery is cancelled.
+    pub epoch: Option<i64>,
     /// One-time action links (acknowledge, resolve) for the pages of this step that are
     /// delivered at once: stored with the step, so a page needs no transaction of its own
     /// for them.
@@ -405,6 +423,32 @@ impl Store {
         if !finish(&mut tx, job_id, worker, now).await? {
             return Ok(None);
         }
+        let mut lease = lease;
+        if lease.is_some() && !step.notifications.is_empty() {
+            // Acknowledged, resolved or reopened since the step was planned: no direct send.
+            // On PostgreSQL the row is share-locked, so an acknowledgement waits for this
+            // transaction and the sender's check right after it sees the change.
+            let current: Option<(String, i64)> = match &mut tx {
+                Tx::Postgres(t) => sqlx::query_as(
+                    "SELECT i.status, e.epoch FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
+                     WHERE i.id = $1 FOR SHARE OF i")
+                    .bind(step.incident_id)
+                    .fetch_optional(&mut **t)
+                    .await?,
+                Tx::Sqlite(t) => sqlx::query_as(
+                    "SELECT i.status, e.epoch FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
+                     WHERE i.id = $1")
+                    .bind(step.incident_id)
+                    .fetch_optional(&mut **t)
+                    .await?,
+            };
+            let still = current.is_some_and(|(status, epoch)| {
+                status == "triggered" && step.epoch.is_none_or(|e| e == epoch)
+            });
+            if !still {
+                lease = None;
+            }
+        }
         let mut claimed = Vec::new();
         for (index, n) in step.notifications.iter().enumerate() {
             let id: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
@@ -461,68 +505,73 @@ impl Store {
             }
         }
         insert_action_tokens(&mut tx, &step.action_tokens, step.incident_id, now).await?;
+        // The rest needs no answers: one round trip on SQLite.
+        let mut batch = Batch::default();
         for job in &step.jobs {
-            enqueue(&mut tx, job, now).await?;
+            let (sql, args) = crate::jobs::enqueue_statement(job, now);
+            batch.push(sql, args);
         }
         for (service_id, kind, minutes) in &step.breaches {
-            tx!(&mut tx, c => sqlx::query(
+            batch.push(
                 "INSERT INTO response_breaches (incident_id, service_id, kind, target_minutes, breached_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (incident_id, service_id, kind) DO NOTHING")
-                .bind(step.incident_id)
-                .bind(service_id)
-                .bind(kind)
-                .bind(minutes)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
+                 ON CONFLICT (incident_id, service_id, kind) DO NOTHING",
+                vec![step.incident_id.into(), (*service_id).into(), (*kind).into(), (*minutes).into(), now.into()],
+            );
         }
         for id in &step.notices_sent {
-            tx!(&mut tx, c => sqlx::query("UPDATE schedule_notices SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
+            batch.push(
+                "UPDATE schedule_notices SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL",
+                vec![(*id).into(), now.into()],
+            );
         }
         for id in &step.reminders_sent {
-            tx!(&mut tx, c => sqlx::query("UPDATE action_items SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
+            batch.push(
+                "UPDATE action_items SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL",
+                vec![(*id).into(), now.into()],
+            );
         }
         if let Some((level, repeat)) = step.position {
-            tx!(&mut tx, c => sqlx::query(
-                "UPDATE incident_escalations SET level = $2, repeat_no = $3, updated_at = $4 WHERE incident_id = $1")
-                .bind(step.incident_id)
-                .bind(level)
-                .bind(repeat)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
+            batch.push(
+                "UPDATE incident_escalations SET level = $2, repeat_no = $3, updated_at = $4 WHERE incident_id = $1",
+                vec![step.incident_id.into(), level.into(), repeat.into(), now.into()],
+            );
         }
         if !step.timeline.is_empty() {
             let audit = engine_audit();
-            for (kind, body) in &step.timeline {
-                let entry = NewEntry {
-                    kind,
-                    body: body.clone(),
-                    body_html: "",
-                    phase: None,
+            let entries: Vec<(&Audit, NewEntry<'_>)> = step
+                .timeline
+                .iter()
+                .map(|(kind, body)| {
+                    (
+                        &audit,
+                        NewEntry {
+                            kind,
+                            body: body.clone(),
+                            body_html: "",
+                            phase: None,
+                        },
+                    )
+                })
+                .collect();
+            let (sql, args) = crate::incidents::entries_statement(step.incident_id, now, &entries);
+            batch.push(sql, args);
+            if let Tx::Postgres(_) = tx {
+                let number = match step.incident_number {
+                    Some(n) => Some(n),
+                    None => incident_number(&mut tx, step.incident_id).await?,
                 };
-                add_entry(&mut tx, step.incident_id, now, &audit, &entry).await?;
-            }
-            let number = match step.incident_number {
-                Some(n) => Some(n),
-                None => incident_number(&mut tx, step.incident_id).await?,
-            };
-            if let Some(number) = number {
-                notify(&mut tx, number).await?;
+                if let Some(number) = number {
+                    batch.push(
+                        "SELECT pg_notify($1, $2)",
+                        vec![
+                            crate::incidents::NOTIFY_CHANNEL.into(),
+                            number.to_string().into(),
+                        ],
+                    );
+                }
             }
         }
+        batch.run(&mut tx).await?;
         tx.commit().await?;
         Ok(Some(claimed))
     }
