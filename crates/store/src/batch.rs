@@ -13,7 +13,7 @@ use crate::{Result, Tx};
 pub(crate) enum Arg {
     Int(Option<i64>),
     Text(Option<String>),
-    Time(DateTime<Utc>),
+    Time(Option<DateTime<Utc>>),
     Bool(bool),
 }
 
@@ -49,6 +49,11 @@ impl From<Option<&str>> for Arg {
 }
 impl From<DateTime<Utc>> for Arg {
     fn from(v: DateTime<Utc>) -> Self {
+        Arg::Time(Some(v))
+    }
+}
+impl From<Option<DateTime<Utc>>> for Arg {
+    fn from(v: Option<DateTime<Utc>>) -> Self {
         Arg::Time(v)
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::batch::Batch;
-use crate::incidents::{NewEntry, add_entry, notify};
+use crate::incidents::NewEntry;
 use crate::jobs::{NewJob, enqueue, finish};
 use crate::{Result, Store, Tx, read, tx};
 
@@ -670,19 +670,22 @@ impl Store {
             )
             .await?;
         }
-        tx!(&mut tx, c => sqlx::query(
+        // The update, the timeline entry and the live-update notification need no answers:
+        // one round trip on SQLite.
+        let mut batch = Batch::default();
+        batch.push(
             "UPDATE notifications SET state = $2, last_error = COALESCE($3, last_error), sent_at = $4, attempts = attempts + $5,
                 interruption = COALESCE($6, interruption)
-             WHERE id = $1 AND state = 'pending'")
-            .bind(notification.id)
-            .bind(state)
-            .bind(error)
-            .bind(sent_at)
-            .bind(attempts_add)
-            .bind(interruption)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+             WHERE id = $1 AND state = 'pending'",
+            vec![
+                notification.id.into(),
+                state.into(),
+                error.into(),
+                sent_at.into(),
+                attempts_add.into(),
+                interruption.into(),
+            ],
+        );
         if matches!(outcome, Delivery::Sent)
             && notification.purpose == "test"
             && notification.user_id.is_none()
@@ -703,21 +706,33 @@ impl Store {
                 .map(|r| r.rows_affected()))?;
         }
         if let (Some((kind, body)), Some(incident_id)) = (timeline, notification.incident_id) {
+            let audit = engine_audit();
             let entry = NewEntry {
                 kind,
                 body,
                 body_html: "",
                 phase: None,
             };
-            add_entry(&mut tx, incident_id, now, &engine_audit(), &entry).await?;
-            let number = match known.incident_number {
-                Some(n) => Some(n),
-                None => incident_number(&mut tx, incident_id).await?,
-            };
-            if let Some(number) = number {
-                notify(&mut tx, number).await?;
+            let (sql, args) =
+                crate::incidents::entries_statement(incident_id, now, &[(&audit, entry)]);
+            batch.push(sql, args);
+            if let Tx::Postgres(_) = tx {
+                let number = match known.incident_number {
+                    Some(n) => Some(n),
+                    None => incident_number(&mut tx, incident_id).await?,
+                };
+                if let Some(number) = number {
+                    batch.push(
+                        "SELECT pg_notify($1, $2)",
+                        vec![
+                            crate::incidents::NOTIFY_CHANNEL.into(),
+                            number.to_string().into(),
+                        ],
+                    );
+                }
             }
         }
+        batch.run(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
