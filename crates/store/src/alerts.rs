@@ -12,6 +12,7 @@ use heliograph_domain::Severity;
 use serde::Serialize;
 
 use crate::audit::{Audit, Change, record};
+use crate::batch::Batch;
 use crate::incidents::{DeclareExtras, NewEntry, NewIncident, add_entry, declare_in_with, notify};
 use crate::{Page, Result, Store, Tx, read, tx};
 
@@ -530,21 +531,23 @@ async fn ingest_in(
                 found.status.clone().unwrap_or_default(),
             )
         });
+        let mut batch = Batch::default();
         let outcome = match (e.action, open) {
             ("trigger", Some((alert_id, _, _))) => {
-                tx!(tx, c => sqlx::query(
+                // Sent together with the event row below (one round trip on SQLite).
+                batch.push(
                     "UPDATE alerts SET count = count + 1, last_seen_at = $2, payload = $3,
                         summary = COALESCE($4, summary), severity = COALESCE($5, severity), source = COALESCE($6, source)
-                     WHERE id = $1")
-                    .bind(alert_id)
-                    .bind(now)
-                    .bind(&e.payload)
-                    .bind(e.summary.as_deref())
-                    .bind(e.severity)
-                    .bind(e.source.as_deref())
-                    .execute(c)
-                    .await
-                    .map(|r| r.rows_affected()))?;
+                     WHERE id = $1",
+                    vec![
+                        alert_id.into(),
+                        now.into(),
+                        e.payload.as_str().into(),
+                        e.summary.as_deref().into(),
+                        e.severity.into(),
+                        e.source.as_deref().into(),
+                    ],
+                );
                 (Some(alert_id), found.number, "updated")
             }
             ("trigger", None) => {
@@ -686,15 +689,17 @@ async fn ingest_in(
             (_, _) => (None, None, "ignored"),
         };
         if let Some(alert_id) = outcome.0 {
-            tx!(tx, c => sqlx::query("INSERT INTO alert_events (alert_id, at, action, payload) VALUES ($1, $2, $3, $4)")
-                .bind(alert_id)
-                .bind(now)
-                .bind(e.action)
-                .bind(&e.payload)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected()))?;
+            batch.push(
+                "INSERT INTO alert_events (alert_id, at, action, payload) VALUES ($1, $2, $3, $4)",
+                vec![
+                    alert_id.into(),
+                    now.into(),
+                    e.action.into(),
+                    e.payload.as_str().into(),
+                ],
+            );
         }
+        batch.run(tx).await?;
         outcomes.push(Outcome {
             dedup_key: e.dedup_key.clone(),
             alert_id: outcome.0,
