@@ -126,6 +126,55 @@ async fn spawn_with_smtp(
     TestApp::spawn_configured(backend, db, clock, move |c| c.smtp_url = Some(url)).await
 }
 
+/// A store on a fresh database with ana always on call (no engine running): the store, ana and
+/// the paged service.
+async fn store_with_ana(db: &TestDatabase) -> (Store, heliograph_store::users::User, i64) {
+    let conn = Db::connect(&db.url).await.unwrap();
+    conn.migrate().await.unwrap();
+    let store = Store::with_clock(conn, Arc::new(SystemClock));
+    let ana = store
+        .create_user(
+            &NewUser {
+                email: UserEmail::parse("ana@example.com").unwrap(),
+                name: DisplayName::parse("Ana").unwrap(),
+                time_zone: TimeZone::UTC,
+                role: Role::Responder,
+                password_hash: None,
+            },
+            &Audit::cli(),
+        )
+        .await
+        .unwrap();
+    let service = paging_setup(&store, "ana@example.com").await;
+    (store, ana, service)
+}
+
+/// The escalation step an engine would plan for `incident`'s first level: one email page to
+/// ana, due now.
+fn page_step(
+    store: &Store,
+    incident: &heliograph_store::incidents::Incident,
+    ana: &heliograph_store::users::User,
+) -> Step<'static> {
+    Step {
+        incident_id: incident.id,
+        notifications: vec![NewNotification {
+            idempotency_key: format!("page:{}:1:0:0:{}:0:0", incident.id, ana.id),
+            incident_id: Some(incident.id),
+            user_id: Some(ana.id),
+            contact_method_id: None,
+            purpose: "page",
+            channel: "email".into(),
+            address: "ana@example.com".into(),
+            subject: format!("[SEV1] #{} {}", incident.number, incident.title),
+            level: Some(0),
+            repeat_no: Some(0),
+            due_at: store.now(),
+        }],
+        ..Default::default()
+    }
+}
+
 fn link(text: &str, word: &str) -> String {
     let at = text
         .find(&format!("{word}: http"))
@@ -326,23 +375,7 @@ async fn a_job_held_by_a_dead_engine_is_taken_over_after_its_lease() {
         let db = Arc::new(TestDatabase::fresh(backend).await);
         // Before any engine runs: an incident is declared and its escalation job is claimed
         // by an engine that then "dies", holding a three-second lease.
-        let conn = Db::connect(&db.url).await.unwrap();
-        conn.migrate().await.unwrap();
-        let store = Store::with_clock(conn, Arc::new(SystemClock));
-        store
-            .create_user(
-                &NewUser {
-                    email: UserEmail::parse("ana@example.com").unwrap(),
-                    name: DisplayName::parse("Ana").unwrap(),
-                    time_zone: TimeZone::UTC,
-                    role: Role::Responder,
-                    password_hash: None,
-                },
-                &Audit::cli(),
-            )
-            .await
-            .unwrap();
-        let service = paging_setup(&store, "ana@example.com").await;
+        let (store, _, service) = store_with_ana(&db).await;
         let incident = store
             .declare_incident(&new_incident(service, "Feature store stale"), &Audit::cli())
             .await
@@ -381,23 +414,7 @@ async fn a_page_whose_engine_died_after_its_step_is_sent_once_after_the_lease() 
     let smtp = SmtpSink::start().await;
     for backend in backends() {
         let db = Arc::new(TestDatabase::fresh(backend).await);
-        let conn = Db::connect(&db.url).await.unwrap();
-        conn.migrate().await.unwrap();
-        let store = Store::with_clock(conn, Arc::new(SystemClock));
-        let ana = store
-            .create_user(
-                &NewUser {
-                    email: UserEmail::parse("ana@example.com").unwrap(),
-                    name: DisplayName::parse("Ana").unwrap(),
-                    time_zone: TimeZone::UTC,
-                    role: Role::Responder,
-                    password_hash: None,
-                },
-                &Audit::cli(),
-            )
-            .await
-            .unwrap();
-        let service = paging_setup(&store, "ana@example.com").await;
+        let (store, ana, service) = store_with_ana(&db).await;
         let incident = store
             .declare_incident(&new_incident(service, "Embedding drift"), &Audit::cli())
             .await
@@ -410,22 +427,8 @@ async fn a_page_whose_engine_died_after_its_step_is_sent_once_after_the_lease() 
             .unwrap();
         assert_eq!(claimed.len(), 1, "{backend:?}");
         let step = Step {
-            incident_id: incident.id,
-            notifications: vec![NewNotification {
-                idempotency_key: format!("page:{}:1:0:0:{}:0:0", incident.id, ana.id),
-                incident_id: Some(incident.id),
-                user_id: Some(ana.id),
-                contact_method_id: None,
-                purpose: "page",
-                channel: "email".into(),
-                address: "ana@example.com".into(),
-                subject: format!("[SEV1] #{} Embedding drift", incident.number),
-                level: Some(0),
-                repeat_no: Some(0),
-                due_at: store.now(),
-            }],
             position: Some((0, 0)),
-            ..Default::default()
+            ..page_step(&store, &incident, &ana)
         };
         let leased = store
             .apply_step_claiming(
@@ -489,23 +492,7 @@ async fn a_page_whose_engine_died_after_its_step_is_sent_once_after_the_lease() 
 async fn a_page_acknowledged_before_its_step_commits_is_not_sent_directly() {
     for backend in backends() {
         let db = TestDatabase::fresh(backend).await;
-        let conn = Db::connect(&db.url).await.unwrap();
-        conn.migrate().await.unwrap();
-        let store = Store::with_clock(conn, Arc::new(SystemClock));
-        let ana = store
-            .create_user(
-                &NewUser {
-                    email: UserEmail::parse("ana@example.com").unwrap(),
-                    name: DisplayName::parse("Ana").unwrap(),
-                    time_zone: TimeZone::UTC,
-                    role: Role::Responder,
-                    password_hash: None,
-                },
-                &Audit::cli(),
-            )
-            .await
-            .unwrap();
-        let service = paging_setup(&store, "ana@example.com").await;
+        let (store, ana, service) = store_with_ana(&db).await;
         let incident = store
             .declare_incident(&new_incident(service, "Agent loop"), &Audit::cli())
             .await
@@ -520,22 +507,8 @@ async fn a_page_acknowledged_before_its_step_commits_is_not_sent_directly() {
             .await
             .unwrap();
         let step = Step {
-            incident_id: incident.id,
-            notifications: vec![NewNotification {
-                idempotency_key: format!("page:{}:1:0:0:{}:0:0", incident.id, ana.id),
-                incident_id: Some(incident.id),
-                user_id: Some(ana.id),
-                contact_method_id: None,
-                purpose: "page",
-                channel: "email".into(),
-                address: "ana@example.com".into(),
-                subject: format!("[SEV1] #{} Agent loop", incident.number),
-                level: Some(0),
-                repeat_no: Some(0),
-                due_at: store.now(),
-            }],
             epoch: Some(1),
-            ..Default::default()
+            ..page_step(&store, &incident, &ana)
         };
         let leased = store
             .apply_step_claiming(claimed[0].id, "engine", &step, Some(TimeDelta::seconds(60)))

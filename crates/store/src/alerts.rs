@@ -161,7 +161,8 @@ async fn timeline(
     add_entry(tx, incident_id, now, &system(), &entry).await
 }
 
-async fn incident_number(tx: &mut Tx, incident_id: i64) -> Result<Option<i64>> {
+/// The number of the incident with this id, inside a transaction.
+pub(crate) async fn incident_number(tx: &mut Tx, incident_id: i64) -> Result<Option<i64>> {
     let row: Option<(i64,)> = tx!(tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
         .bind(incident_id)
         .fetch_optional(c)

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use heliograph_domain::{IncidentStatus, Severity, TimeZone};
 use serde::Serialize;
 
+use crate::alerts::incident_number;
 use crate::audit::Audit;
 use crate::batch::Batch;
 use crate::incidents::NewEntry;
@@ -892,14 +893,6 @@ async fn insert_action_tokens(
         q.execute(c).await.map(|r| r.rows_affected())
     })?;
     Ok(())
-}
-
-async fn incident_number(tx: &mut Tx, incident_id: i64) -> Result<Option<i64>> {
-    let row: Option<(i64,)> = tx!(tx, c => sqlx::query_as("SELECT number FROM incidents WHERE id = $1")
-        .bind(incident_id)
-        .fetch_optional(c)
-        .await)?;
-    Ok(row.map(|r| r.0))
 }
 
 /// What the caller of [`Store::finish_delivery_known`] already knows.
