@@ -1,13 +1,19 @@
 //! Load script for paging: 1,000 incidents triggered at once through the API, each paging the
 //! person on call by email; times each from sending the trigger to the mail arriving at a
-//! real SMTP server (aiosmtpd, as in `tests/paging.rs`).
+//! real SMTP server.
 //!
 //!     cargo run --release --example paging_bench -- sqlite
 //!     cargo run --release --example paging_bench -- postgres   # needs HELIOGRAPH_TEST_POSTGRES_URL or the default
 //!
-//! `INCIDENTS=n` changes the number of incidents. Arrival is the modification time of the
-//! mail's file in the SMTP server's maildir (aiosmtpd writes each mail as it receives it);
-//! mails are matched to incidents by their subject (`[SEV1] #<number> …`). Prints the count
+//! The SMTP server is Postfix's `smtp-sink` (Debian's `postfix` package,
+//! `/usr/sbin/smtp-sink`), the SMTP server Postfix ships for measuring mail clients: written
+//! in C, it costs the machine almost no CPU, as a mail relay on another machine would.
+//! `SINK=aiosmtpd` uses the Python server of `tests/paging.rs` instead; on a 2-core machine it
+//! spends about 2 ms of CPU per mail, next to Heliograph, which slows the whole run.
+//!
+//! `INCIDENTS=n` changes the number of incidents. Arrival is the time the server wrote the
+//! mail (the modification time of `smtp-sink`'s file for it, or aiosmtpd's log line); mails
+//! are matched to incidents by their subject (`[SEV1] #<number> …`). Prints the count
 //! delivered, the median, p90, p99 and maximum, and the wall time until the last mail.
 
 use std::collections::BTreeMap;
@@ -117,22 +123,126 @@ async fn paging_setup(store: &Store, person: i64, audit: &Audit) -> i64 {
         .id
 }
 
-/// Mails received: (incident number from the subject, arrival time).
-fn arrivals(smtp: &SmtpSink) -> Vec<(Option<i64>, SystemTime)> {
-    smtp.arrivals()
-        .into_iter()
-        .map(|(at, subject)| {
-            let number = subject
-                .strip_prefix("[SEV1] #")
-                .and_then(|rest| rest.split(' ').next())
-                .and_then(|n| n.parse().ok());
-            (number, at)
-        })
-        .collect()
+/// The SMTP server receiving the pages.
+enum Sink {
+    /// Postfix's `smtp-sink`, writing each mail to a file of its own in `dir`.
+    Postfix {
+        port: u16,
+        dir: tempfile::TempDir,
+        child: std::process::Child,
+    },
+    Aiosmtpd(SmtpSink),
 }
 
-fn count_files(smtp: &SmtpSink) -> usize {
-    smtp.arrivals().len()
+impl Sink {
+    async fn start() -> Sink {
+        if std::env::var("SINK").as_deref() == Ok("aiosmtpd") {
+            return Sink::Aiosmtpd(SmtpSink::start_logging().await);
+        }
+        let program = "/usr/sbin/smtp-sink";
+        assert!(
+            std::path::Path::new(program).exists(),
+            "{program} is missing: install Debian's postfix package \
+             (apt-get install postfix), or run with SINK=aiosmtpd"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        // smtp-sink drops root privileges to `-u`'s user, who must be able to write here.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.trim_ascii() == b"0")
+            .unwrap_or(false);
+        let mut command = std::process::Command::new(program);
+        if root {
+            command.args(["-u", "nobody"]);
+        }
+        // `-d`: one file per mail, named from this template plus a random suffix.
+        let template = format!("{}/%H%M%S.", dir.path().display());
+        let child = command
+            .args(["-d", &template, &format!("127.0.0.1:{port}"), "1024"])
+            .spawn()
+            .expect("start smtp-sink");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "smtp-sink did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Sink::Postfix { port, dir, child }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Sink::Postfix { port, .. } => format!("smtp://127.0.0.1:{port}"),
+            Sink::Aiosmtpd(smtp) => smtp.url(),
+        }
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Sink::Postfix { dir, .. } => std::fs::read_dir(dir.path()).map_or(0, |d| d.count()),
+            Sink::Aiosmtpd(smtp) => smtp.arrivals().len(),
+        }
+    }
+
+    /// Mails received: (incident number from the subject, arrival time).
+    fn arrivals(&self) -> Vec<(Option<i64>, SystemTime)> {
+        let received: Vec<(SystemTime, String)> = match self {
+            Sink::Postfix { dir, .. } => std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|entry| {
+                    let path = entry.unwrap().path();
+                    let at = std::fs::metadata(&path).unwrap().modified().unwrap();
+                    let mail = std::fs::read_to_string(&path).unwrap();
+                    let subject = mail
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Subject: "))
+                        .unwrap_or_default()
+                        .to_owned();
+                    (at, subject)
+                })
+                .collect(),
+            Sink::Aiosmtpd(smtp) => smtp.arrivals(),
+        };
+        received
+            .into_iter()
+            .map(|(at, subject)| {
+                let number = subject
+                    .strip_prefix("[SEV1] #")
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|n| n.parse().ok());
+                (number, at)
+            })
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Sink::Postfix { .. } => "Postfix smtp-sink",
+            Sink::Aiosmtpd(_) => "aiosmtpd",
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Sink::Postfix { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -190,7 +300,7 @@ async fn main() {
         .await
         .unwrap();
 
-    let smtp = SmtpSink::start_logging().await;
+    let smtp = Sink::start().await;
     let mut config = Config::local("127.0.0.1:0".parse().unwrap());
     config.smtp_url = Some(smtp.url().parse().unwrap());
     let app = Application::build(config, store.clone()).await.unwrap();
@@ -217,7 +327,7 @@ async fn main() {
     // Warm-up: one page end to end, so the SMTP pool and the database pools are connected.
     trigger("Warm-up".into()).await;
     let warm = Instant::now();
-    while count_files(&smtp) < 1 {
+    while smtp.count() < 1 {
         assert!(warm.elapsed() < Duration::from_secs(30), "no warm-up mail");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -237,11 +347,11 @@ async fn main() {
     }
     let api_done = started.elapsed();
     let expected = count + 1;
-    while count_files(&smtp) < expected {
+    while smtp.count() < expected {
         assert!(
             started.elapsed() < DEADLINE,
             "only {} of {count} mails after {DEADLINE:?}",
-            count_files(&smtp) - 1
+            smtp.count() - 1
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -254,7 +364,7 @@ async fn main() {
     let mut latencies = Vec::with_capacity(count);
     let first_sent = triggers.values().min().copied().unwrap();
     let mut last_arrival = first_sent;
-    for (number, arrived) in arrivals(&smtp) {
+    for (number, arrived) in smtp.arrivals() {
         let number = number.expect("every mail is a SEV1 page with a number");
         *seen.entry(number).or_default() += 1;
         if let Some(sent) = triggers.get(&number) {
@@ -289,7 +399,10 @@ async fn main() {
         ms(last_arrival.duration_since(first_sent).unwrap_or_default()),
         ms(all_arrived),
     );
-    println!("load average (1, 5, 15 min): before {load_before}, after {load_after}");
+    println!(
+        "SMTP server: {}; load average (1, 5, 15 min): before {load_before}, after {load_after}",
+        smtp.name()
+    );
     if std::env::var_os("PROFILE").is_some() {
         profile(&db.url, first_sent).await;
     }
