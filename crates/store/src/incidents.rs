@@ -176,13 +176,11 @@ pub struct StatusCounts {
     pub resolved: i64,
 }
 
+/// Announces, once `tx` commits, that incident `number` changed (PostgreSQL; on SQLite the one
+/// process publishes changes itself).
 pub(crate) async fn notify(tx: &mut Tx, number: i64) -> Result<()> {
     if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(NOTIFY_CHANNEL)
-            .bind(number.to_string())
-            .execute(&mut **t)
-            .await?;
+        t.changed(number);
     }
     Ok(())
 }
@@ -391,12 +389,7 @@ pub(crate) async fn declare_in_with(
         .after(&incident),
     );
     batch.push(sql, args);
-    if let Tx::Postgres(_) = tx {
-        batch.push(
-            "SELECT pg_notify($1, $2)",
-            vec![NOTIFY_CHANNEL.into(), number.to_string().into()],
-        );
-    }
+    notify(tx, number).await?;
     batch.run(tx).await?;
     Ok(incident)
 }

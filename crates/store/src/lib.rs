@@ -138,17 +138,76 @@ pub enum Db {
 /// An open write transaction on either backend.
 pub enum Tx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Postgres(PgTx),
 }
 
 impl Tx {
-    /// Makes the transaction's changes durable.
+    /// Makes the transaction's changes durable, then (PostgreSQL) announces the incidents it
+    /// changed to every replica.
     pub async fn commit(self) -> Result<()> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
+    }
+}
+
+/// A PostgreSQL transaction, with the incidents it changed (see
+/// [`incidents::NOTIFY_CHANNEL`]). Dereferences to its connection.
+///
+/// The changes are announced with `pg_notify` only after the commit, in a statement of their
+/// own. PostgreSQL holds one database-wide lock from a notifying transaction's commit until
+/// its commit record is flushed to disk, so notifying inside the transaction that made the
+/// change put every declaration, alert and page of every replica in one queue behind each
+/// other's disk flushes. The announcing statement's own commit does not wait for the disk
+/// (`synchronous_commit` off for it alone): a notification is not durable anyway, and the
+/// change it announces already is.
+pub struct PgTx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pool: PgPool,
+    changed: Vec<i64>,
+}
+
+impl PgTx {
+    /// Records that incident `number` changed, to be announced after the commit.
+    pub(crate) fn changed(&mut self, number: i64) {
+        if !self.changed.contains(&number) {
+            self.changed.push(number);
+        }
+    }
+
+    async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        if !self.changed.is_empty() {
+            // A lost announcement leaves a browser's page stale until its next change; the
+            // change itself is committed, so the caller still succeeds.
+            if let Err(e) = sqlx::query(
+                "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, n::text)
+                 FROM unnest($2::bigint[]) AS n",
+            )
+            .bind(incidents::NOTIFY_CHANNEL)
+            .bind(&self.changed)
+            .execute(&self.pool)
+            .await
+            {
+                tracing::warn!(error = %e, incidents = ?self.changed, "cannot announce incident changes");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for PgTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 
@@ -252,7 +311,11 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
             Db::Sqlite { write, .. } => Tx::Sqlite(write.begin().await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Postgres(pool) => Tx::Postgres(PgTx {
+                tx: pool.begin().await?,
+                pool: pool.clone(),
+                changed: Vec::new(),
+            }),
         })
     }
 

@@ -562,13 +562,7 @@ impl Store {
                     None => incident_number(&mut tx, step.incident_id).await?,
                 };
                 if let Some(number) = number {
-                    batch.push(
-                        "SELECT pg_notify($1, $2)",
-                        vec![
-                            crate::incidents::NOTIFY_CHANNEL.into(),
-                            number.to_string().into(),
-                        ],
-                    );
+                    crate::incidents::notify(&mut tx, number).await?;
                 }
             }
         }
@@ -723,13 +717,7 @@ impl Store {
                     None => incident_number(&mut tx, incident_id).await?,
                 };
                 if let Some(number) = number {
-                    batch.push(
-                        "SELECT pg_notify($1, $2)",
-                        vec![
-                            crate::incidents::NOTIFY_CHANNEL.into(),
-                            number.to_string().into(),
-                        ],
-                    );
+                    crate::incidents::notify(&mut tx, number).await?;
                 }
             }
         }

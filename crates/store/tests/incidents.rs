@@ -479,3 +479,69 @@ async fn declared_and_seeded_incidents_share_one_number_sequence() {
         assert_eq!(store.incident(3).await.unwrap().title, "b");
     }
 }
+
+/// The next announced incident number, or `None` after 5 s.
+async fn next(listener: &mut heliograph_store::incidents::IncidentListener) -> Option<Option<i64>> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .ok()
+        .map(|n| n.unwrap())
+}
+
+/// PostgreSQL announces each changed incident to every replica's listener, after the change
+/// has committed (so a listener that reads on hearing it sees the change), once per
+/// transaction, and not at all for a change that failed.
+#[tokio::test]
+async fn changes_are_announced_after_they_commit() {
+    let Some(backend) = backends()
+        .into_iter()
+        .find(|b| *b == heliograph_store::Backend::Postgres)
+    else {
+        return;
+    };
+    let (_db, store, _clock, _user, audit) = setup(backend).await;
+    let mut listener = store.incident_listener().await.unwrap().unwrap();
+    let new = NewIncident {
+        title: "vector index rebuild stalled".into(),
+        description: String::new(),
+        description_html: String::new(),
+        severity: Severity::Sev2,
+        service_ids: vec![],
+        commander_id: None,
+    };
+    let declared = store.declare_incident(&new, &audit).await.unwrap();
+    assert_eq!(next(&mut listener).await, Some(Some(declared.number)));
+    // Read through another connection the moment the announcement arrives.
+    store
+        .acknowledge_incident(declared.number, &audit)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut listener).await, Some(Some(declared.number)));
+    let seen = store.incident(declared.number).await.unwrap();
+    assert_eq!(seen.status, IncidentStatus::Acknowledged);
+    // A refused change (already acknowledged) commits nothing and announces nothing; the next
+    // announcement is the resolution's.
+    assert!(
+        store
+            .acknowledge_incident(declared.number, &audit)
+            .await
+            .is_err()
+    );
+    store
+        .resolve_incident(declared.number, &audit)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut listener).await, Some(Some(declared.number)));
+    assert_eq!(
+        store.incident(declared.number).await.unwrap().status,
+        IncidentStatus::Resolved
+    );
+    assert_eq!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv())
+            .await
+            .ok()
+            .map(|n| n.unwrap()),
+        None,
+        "nothing else was announced"
+    );
+}
