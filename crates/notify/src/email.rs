@@ -1,14 +1,15 @@
-//! Email over SMTP with lettre's pooled async transport.
+//! Email over SMTP: lettre builds the mail and speaks SMTP on connections pooled by
+//! [`crate::smtp`].
 
 use std::fmt;
 use std::sync::Arc;
 
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::{Digest, Sha256};
 
-use crate::{Channel, ConfigError, IDEMPOTENCY_HEADER, Message, SendError, TIMEOUT};
+use crate::smtp::Smtp;
+use crate::{Channel, ConfigError, IDEMPOTENCY_HEADER, Message, SendError};
 
 /// The sender used when `HELIOGRAPH_SMTP_FROM` is unset (CONTRACT.md).
 pub const DEFAULT_FROM: &str = "Heliograph <heliograph@localhost>";
@@ -32,14 +33,14 @@ pub fn email_channel(
 
 /// Sends [`Message`]s as email through one SMTP server.
 ///
-/// Connections are pooled and reused; each connection attempt and each SMTP reply waits at
-/// most [`TIMEOUT`]. With `html`, the mail is `multipart/alternative` (text, then HTML);
+/// Connections are pooled and reused, with Nagle's algorithm off (see [`crate::smtp`]);
+/// getting a working connection, and then sending the mail, each wait at most [`TIMEOUT`]. With `html`, the mail is `multipart/alternative` (text, then HTML);
 /// otherwise plain text. Every mail carries [`IDEMPOTENCY_HEADER`] and a `Message-ID` derived
 /// from the idempotency key, so a mail re-sent after an uncertain failure is recognisable as
 /// the same page (and threads with it).
 #[derive(Clone)]
 pub struct Email {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    smtp: Arc<Smtp>,
     from: Mailbox,
 }
 
@@ -59,18 +60,15 @@ impl Email {
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS required),
     /// `smtp://host?tls=opportunistic`, `smtps://user:pass@host` (TLS from the start, port
     /// 465). TLS uses rustls with the web PKI roots. Nothing connects until the first send.
-    ///
-    /// Call (and drop) it inside a Tokio runtime: the connection pool runs a background task.
     pub fn new(smtp_url: &str, from: &str) -> Result<Self, ConfigError> {
         let from: Mailbox = from
             .parse()
             .map_err(|e| ConfigError::SmtpFrom(from.to_owned(), format!("{e}")))?;
-        // lettre's errors for a bad URL do not repeat the URL, so no password leaks here.
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
-            .map_err(|e| ConfigError::SmtpUrl(e.to_string()))?
-            .timeout(Some(TIMEOUT))
-            .build();
-        Ok(Self { transport, from })
+        let smtp = Smtp::from_url(smtp_url).map_err(ConfigError::SmtpUrl)?;
+        Ok(Self {
+            smtp: Arc::new(smtp),
+            from,
+        })
     }
 
     /// The sender of every mail.
@@ -109,17 +107,14 @@ impl Email {
 impl Channel for Email {
     async fn send(&self, message: &Message) -> Result<(), SendError> {
         let mail = self.build(message)?;
-        match self.transport.send(mail).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e)),
-        }
+        self.smtp.send(mail.envelope(), &mail.formatted()).await
     }
 }
 
 /// SMTP 5xx replies are permanent (the server said no for good: unknown recipient, refused
 /// sender, failed authentication); everything else (4xx, refused or dropped connections,
 /// timeouts, TLS trouble) may pass later.
-fn classify(error: &lettre::transport::smtp::Error) -> SendError {
+pub(crate) fn classify(error: &lettre::transport::smtp::Error) -> SendError {
     let text = error_chain(error);
     if error.is_permanent() {
         SendError::Permanent(format!("SMTP server refused the mail: {text}"))

@@ -6,7 +6,7 @@
 //! whether trying again later may help ([`SendError::Temporary`]) or not
 //! ([`SendError::Permanent`]).
 //!
-//! - [`Email`] sends through lettre's pooled async SMTP transport, configured from
+//! - [`Email`] sends with lettre over pooled SMTP connections without Nagle's delay, configured from
 //!   `HELIOGRAPH_SMTP_URL` (`smtp://host:port`, `smtps://user:pass@host:465`,
 //!   `smtp://host:587?tls=required`); [`email_channel`] returns [`Disabled`] when it is unset.
 //! - [`Webhook`] POSTs JSON signed with an HMAC-SHA256 header (see [`signature`]) that
@@ -19,6 +19,7 @@
 
 mod email;
 pub mod signature;
+mod smtp;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod webhook;

@@ -79,6 +79,33 @@ async fn plain_text_email_through_the_configured_channel() {
 }
 
 #[tokio::test]
+async fn mails_one_after_another_share_one_connection() {
+    let smtp = SmtpSink::start().await;
+    let email = Email::new(&smtp.url(), "pager@heliograph.test").expect("config");
+    for to in ["ana@example.com", "bob@example.com", "cy@example.com"] {
+        email.send(&page(to)).await.expect("sent");
+    }
+    let mails = smtp.wait_for(3, WAIT).await;
+    // aiosmtpd writes the client's address and port into each mail.
+    let peers: Vec<_> = mails.iter().map(|m| m.header("X-Peer")).collect();
+    assert!(peers[0].is_some(), "{peers:?}");
+    assert!(peers.iter().all(|p| *p == peers[0]), "{peers:?}");
+
+    // Two at once need two connections; both go back to the pool for the next ones.
+    for pair in [["dee", "eve"], ["fay", "gus"]] {
+        let [a, b] = pair.map(|name| page(&format!("{name}@example.com")));
+        let (a, b) = tokio::join!(email.send(&a), email.send(&b));
+        a.expect("sent");
+        b.expect("sent");
+    }
+    let mails = smtp.wait_for(7, WAIT).await;
+    let mut peers: Vec<_> = mails.iter().filter_map(|m| m.header("X-Peer")).collect();
+    peers.sort();
+    peers.dedup();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+}
+
+#[tokio::test]
 async fn smtp_outage_is_temporary_and_delivery_resumes_after_restart() {
     let mut smtp = SmtpSink::start().await;
     let email = Email::new(&smtp.url(), "pager@heliograph.test").expect("config");

@@ -259,9 +259,13 @@ impl Db {
                 // Rows cross from the SQLite worker thread in batches of this size; the
                 // default (50) makes long lists ping-pong between threads.
                 .row_buffer_size(1024)
-                // A bigger page cache and memory-mapped reads keep hot pages out of read(2).
+                // A bigger page cache keeps hot pages out of read(2). No memory-mapped I/O:
+                // in WAL mode SQLite unmaps a connection's whole mapping whenever it begins a
+                // read after another connection wrote, and each munmap interrupts every core
+                // to flush its TLB, which under a burst of writes cost more than the mapping
+                // ever saved (docs/benchmarks.md).
                 .pragma("cache_size", "-32768")
-                .pragma("mmap_size", "268435456");
+                .pragma("mmap_size", "0");
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
