@@ -145,7 +145,14 @@ impl Sink {
             "{program} is missing: install Debian's postfix package \
              (apt-get install postfix), or run with SINK=aiosmtpd"
         );
-        let dir = tempfile::tempdir().unwrap();
+        // In memory (tmpfs) where there is one: creating a file per mail on disk took the
+        // machine's CPU too.
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
         // smtp-sink drops root privileges to `-u`'s user, who must be able to write here.
         std::fs::set_permissions(
             dir.path(),
