@@ -2,7 +2,8 @@
 //! from the scheduler's final schedules, incidents commanded, and fairness per schedule.
 //!
 //! A page to a person is classified once, when it is sent ([`sent_page_class`], called by
-//! `finish_delivery` in the same transaction), into `notifications.interruption`: the class of
+//! `finish_delivery` in the same transaction on SQLite, and in a short transaction right after
+//! it on PostgreSQL, see [`classify_sent_page`]), into `notifications.interruption`: the class of
 //! a counted interruption (`working`, `evening`, `sleep`), or `repeat` when the same person
 //! already had a counted interruption in the 60 seconds up to it. Reading the load is then an
 //! indexed `GROUP BY` over the range. [`Store::classify_pending_interruptions`] catches up on
@@ -38,8 +39,7 @@ fn zone_of(name: &str) -> TimeZone {
     })
 }
 
-/// The class of a page notification being marked sent at `sent_at`, inside the transaction
-/// that marks it (the caller stores it with the same update): `repeat` when the person
+/// The class of a page notification sent at `sent_at` (the caller stores it): `repeat` when the person
 /// already has a counted interruption in `(sent_at − 60 s, sent_at]`, otherwise the class of
 /// `sent_at` in their own zone; `None` when the person is gone.
 ///
@@ -83,6 +83,42 @@ pub(crate) async fn sent_page_class(
         Some(_) => REPEAT,
         None => classify_interruption(sent_at, zone_of(&zone).tz()).as_str(),
     }))
+}
+
+/// Classifies a page already marked sent, in a transaction of its own (PostgreSQL).
+///
+/// The class depends on the person's other pages, so the person's row is locked while it is
+/// decided, and that lock lasts until the commit. Taken inside the transaction that marks the
+/// page sent, it made every page to one person wait, one after another, for each other's
+/// commit to reach the disk: in a storm of pages to the person on call, that queue was most
+/// of the time a page took. Here the lock is held for three short statements, and the commit
+/// does not wait for the disk (`synchronous_commit` off for this transaction alone): the class
+/// is derived data, and a page whose class a crash lost is classified again, like one sent
+/// before classes existed, by [`Store::classify_pending_interruptions`] when the engine starts.
+pub(crate) async fn classify_sent_page(
+    store: &Store,
+    notification_id: i64,
+    user_id: i64,
+    sent_at: DateTime<Utc>,
+) -> Result<()> {
+    let mut tx = store.db().begin().await?;
+    if let Tx::Postgres(t) = &mut tx {
+        sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
+            .execute(&mut **t)
+            .await?;
+    }
+    let Some(class) = sent_page_class(&mut tx, notification_id, user_id, sent_at, None).await?
+    else {
+        return Ok(());
+    };
+    tx!(&mut tx, c => sqlx::query(
+        "UPDATE notifications SET interruption = $2 WHERE id = $1 AND interruption IS NULL")
+        .bind(notification_id)
+        .bind(class)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    tx.commit().await
 }
 
 /// The stored class as a small code, so the catch-up pass reads compact rows.

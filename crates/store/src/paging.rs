@@ -650,20 +650,27 @@ impl Store {
             1
         };
         // A page to a person that becomes sent is classified as an interruption (on-call
-        // load), stored by the same update that marks it sent.
+        // load). On SQLite (one writer) the update that marks it sent stores the class; on
+        // PostgreSQL a transaction of its own does, after this one commits (see
+        // `oncall_load::classify_sent_page`).
         let mut interruption = None;
+        let mut classify_after = None;
         if notification.purpose == "page"
             && notification.state == "pending"
             && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
         {
-            interruption = crate::oncall_load::sent_page_class(
-                &mut tx,
-                notification.id,
-                user_id,
-                sent_at,
-                known.user_time_zone.as_deref(),
-            )
-            .await?;
+            if let Tx::Postgres(_) = tx {
+                classify_after = Some((user_id, sent_at));
+            } else {
+                interruption = crate::oncall_load::sent_page_class(
+                    &mut tx,
+                    notification.id,
+                    user_id,
+                    sent_at,
+                    known.user_time_zone.as_deref(),
+                )
+                .await?;
+            }
         }
         // The update, the timeline entry and the live-update notification need no answers:
         // one round trip on SQLite.
@@ -723,6 +730,14 @@ impl Store {
         }
         batch.run(&mut tx).await?;
         tx.commit().await?;
+        if let Some((user_id, sent_at)) = classify_after
+            && let Err(e) =
+                crate::oncall_load::classify_sent_page(self, notification.id, user_id, sent_at)
+                    .await
+        {
+            // The page is sent and recorded; the engine classifies it when it next starts.
+            tracing::warn!(error = %e, notification = notification.id, "classifying a sent page failed");
+        }
         Ok(true)
     }
 
