@@ -85,40 +85,62 @@ pub(crate) async fn sent_page_class(
     }))
 }
 
-/// Classifies a page already marked sent, in a transaction of its own (PostgreSQL).
+/// Classifies a page already marked sent, after the transaction that marked it (PostgreSQL).
 ///
 /// The class depends on the person's other pages, so the person's row is locked while it is
-/// decided, and that lock lasts until the commit. Taken inside the transaction that marks the
-/// page sent, it made every page to one person wait, one after another, for each other's
-/// commit to reach the disk: in a storm of pages to the person on call, that queue was most
-/// of the time a page took. Here the lock is held for three short statements, and the commit
-/// does not wait for the disk (`synchronous_commit` off for this transaction alone): the class
-/// is derived data, and a page whose class a crash lost is classified again, like one sent
-/// before classes existed, by [`Store::classify_pending_interruptions`] when the engine starts.
+/// decided, until the commit. Taken inside the transaction that marks the page sent, that
+/// lock made every page to one person wait, one after another, for each other's round trips
+/// and commit: in a storm of pages to the person on call, that queue was most of the time a
+/// page took. Here the lock, the decision and the update are one query string, run by
+/// PostgreSQL as one transaction without a round trip to us while the lock is held (each of
+/// its statements reads the data committed when it starts, so the decision sees a page
+/// another delivery classified while this one waited for the lock), and its commit does not
+/// wait for the disk: the class is derived data, and a page whose class a crash lost is
+/// classified again, like one sent before classes existed, by
+/// [`Store::classify_pending_interruptions`] when the engine starts.
+///
+/// The query string holds only numbers, two timestamps we format, and class names of ours:
+/// nothing anyone typed.
 pub(crate) async fn classify_sent_page(
     store: &Store,
     notification_id: i64,
     user_id: i64,
     sent_at: DateTime<Utc>,
+    zone: Option<&str>,
 ) -> Result<()> {
-    let mut tx = store.db().begin().await?;
-    if let Tx::Postgres(t) = &mut tx {
-        sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
-            .execute(&mut **t)
-            .await?;
-    }
-    let Some(class) = sent_page_class(&mut tx, notification_id, user_id, sent_at, None).await?
-    else {
+    let crate::Db::Postgres(pool) = store.db() else {
         return Ok(());
     };
-    tx!(&mut tx, c => sqlx::query(
-        "UPDATE notifications SET interruption = $2 WHERE id = $1 AND interruption IS NULL")
-        .bind(notification_id)
-        .bind(class)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    tx.commit().await
+    let zone = match zone {
+        Some(zone) => zone.to_owned(),
+        None => {
+            let found: Option<(String,)> =
+                sqlx::query_as("SELECT time_zone FROM users WHERE id = $1")
+                    .bind(user_id)
+                    .fetch_optional(pool)
+                    .await?;
+            match found {
+                Some((zone,)) => zone,
+                None => return Ok(()),
+            }
+        }
+    };
+    let counted = classify_interruption(sent_at, zone_of(&zone).tz()).as_str();
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let sql = format!(
+        "SELECT set_config('synchronous_commit', 'off', true) FROM users WHERE id = {user_id} FOR NO KEY UPDATE;
+         UPDATE notifications SET interruption = CASE WHEN EXISTS (
+             SELECT 1 FROM notifications e
+             WHERE e.user_id = {user_id} AND e.interruption IN ('working', 'evening', 'sleep')
+               AND e.sent_at > '{from}' AND e.sent_at <= '{to}' AND e.id <> {notification_id})
+           THEN '{REPEAT}' ELSE '{counted}' END
+         WHERE id = {notification_id} AND interruption IS NULL
+           AND EXISTS (SELECT 1 FROM users WHERE id = {user_id})",
+        from = at(sent_at - REPEAT_WINDOW),
+        to = at(sent_at),
+    );
+    sqlx::raw_sql(&sql).execute(pool).await?;
+    Ok(())
 }
 
 /// The stored class as a small code, so the catch-up pass reads compact rows.

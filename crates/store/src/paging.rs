@@ -731,9 +731,14 @@ impl Store {
         batch.run(&mut tx).await?;
         tx.commit().await?;
         if let Some((user_id, sent_at)) = classify_after
-            && let Err(e) =
-                crate::oncall_load::classify_sent_page(self, notification.id, user_id, sent_at)
-                    .await
+            && let Err(e) = crate::oncall_load::classify_sent_page(
+                self,
+                notification.id,
+                user_id,
+                sent_at,
+                known.user_time_zone.as_deref(),
+            )
+            .await
         {
             // The page is sent and recorded; the engine classifies it when it next starts.
             tracing::warn!(error = %e, notification = notification.id, "classifying a sent page failed");
