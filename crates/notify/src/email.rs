@@ -33,8 +33,8 @@ pub fn email_channel(
 
 /// Sends [`Message`]s as email through one SMTP server.
 ///
-/// Connections are pooled and reused, with Nagle's algorithm off (see [`crate::smtp`]);
-/// getting a working connection, and then sending the mail, each wait at most [`TIMEOUT`]. With `html`, the mail is `multipart/alternative` (text, then HTML);
+/// Connections are pooled and reused, with Nagle's algorithm off (see [`crate::smtp`], which
+/// also says how long each part of a send may take). With `html`, the mail is `multipart/alternative` (text, then HTML);
 /// otherwise plain text. Every mail carries [`IDEMPOTENCY_HEADER`] and a `Message-ID` derived
 /// from the idempotency key, so a mail re-sent after an uncertain failure is recognisable as
 /// the same page (and threads with it).

@@ -27,6 +27,16 @@ use crate::{SendError, TIMEOUT};
 
 /// How many idle connections are kept for the next mails.
 const MAX_IDLE: usize = 16;
+/// How long an idle connection may take to answer `NOOP` before another is tried.
+const NOOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting, greeting, STARTTLS and AUTH may take together (each address of the
+/// host gets [`TIMEOUT`] to accept the TCP connection).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one mail's commands and the server's replies may take together. A server may
+/// take a while to accept the content (virus and spam scanning), and giving up after it has
+/// accepted means sending the page again; this stays well inside the engine's lease on the
+/// delivery job (120 s).
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// An idle connection older than this is closed rather than reused.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -88,25 +98,17 @@ impl Smtp {
         })
     }
 
-    /// Sends one mail on a pooled connection (or a new one), waiting at most [`TIMEOUT`] to
-    /// get a working connection and at most [`TIMEOUT`] for the mail's commands.
+    /// Sends one mail on a pooled connection (or a new one): see [`CONNECT_TIMEOUT`] and
+    /// [`SEND_TIMEOUT`] for how long each part may take.
     pub(crate) async fn send(&self, envelope: &Envelope, mail: &[u8]) -> Result<(), SendError> {
-        let mut conn = match tokio::time::timeout(TIMEOUT, self.checkout()).await {
-            Ok(conn) => conn?,
-            Err(_) => {
-                return Err(SendError::Temporary(format!(
-                    "SMTP timed out connecting to {}:{}",
-                    self.host, self.port
-                )));
-            }
-        };
-        match tokio::time::timeout(TIMEOUT, conn.send(envelope, mail)).await {
+        let mut conn = self.checkout().await?;
+        match tokio::time::timeout(SEND_TIMEOUT, conn.send(envelope, mail)).await {
             Ok(Ok(_)) => {
                 self.park(conn);
                 Ok(())
             }
-            // lettre marks a connection broken after any failed command; a refused mail on a
-            // healthy connection leaves it usable.
+            // lettre closes the connection after any failed command (`has_broken`); the check
+            // keeps a connection that is still sound, should that change.
             Ok(Err(e)) => {
                 if !conn.has_broken() {
                     self.park(conn);
@@ -129,18 +131,23 @@ impl Smtp {
                 idle.pop()
             };
             let Some((mut conn, _)) = next else { break };
-            if conn.test_connected().await {
+            // A connection a firewall dropped silently would never answer: give up on it soon.
+            if let Ok(true) = tokio::time::timeout(NOOP_TIMEOUT, conn.test_connected()).await {
                 return Ok(conn);
             }
-            conn.abort().await;
         }
-        self.connect().await.map_err(|e| match e {
-            Connect::Io(e) => SendError::Temporary(format!(
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.connect()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(Connect::Io(e))) => Err(SendError::Temporary(format!(
                 "SMTP: cannot connect to {}:{}: {e}",
                 self.host, self.port
-            )),
-            Connect::Smtp(e) => crate::email::classify(&e),
-        })
+            ))),
+            Ok(Err(Connect::Smtp(e))) => Err(crate::email::classify(&e)),
+            Err(_) => Err(SendError::Temporary(format!(
+                "SMTP timed out connecting to {}:{}",
+                self.host, self.port
+            ))),
+        }
     }
 
     fn park(&self, conn: AsyncSmtpConnection) {
@@ -187,11 +194,29 @@ impl Smtp {
     }
 }
 
-/// A TCP connection to `host:port` with Nagle's algorithm off.
+/// A TCP connection to `host:port` with Nagle's algorithm off, trying each of the host's
+/// addresses in turn for at most [`TIMEOUT`] each (as lettre does), so an address that drops
+/// packets (a broken IPv6 route) does not use up the time the next one needs.
 pub(crate) async fn connect_tcp(host: &str, port: u16) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect((host, port)).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match tokio::time::timeout(TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last_error = Some(e),
+            Err(_) => {
+                last_error = Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{addr} did not answer within {TIMEOUT:?}"),
+                ));
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
+    }))
 }
 
 enum Connect {

@@ -180,19 +180,24 @@ impl PgTx {
     async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         if !self.changed.is_empty() {
-            // A lost announcement leaves a browser's page stale until its next change; the
-            // change itself is committed, so the caller still succeeds.
-            if let Err(e) = sqlx::query(
-                "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, n::text)
-                 FROM unnest($2::bigint[]) AS n",
-            )
-            .bind(incidents::NOTIFY_CHANNEL)
-            .bind(&self.changed)
-            .execute(&self.pool)
-            .await
-            {
-                tracing::warn!(error = %e, incidents = ?self.changed, "cannot announce incident changes");
-            }
+            // On a task of its own, so that neither a caller that stops waiting (a browser
+            // that went away) nor a busy pool loses or delays the announcement. A lost one
+            // leaves a browser's page stale until its next change; the change itself is
+            // committed, so the caller succeeds either way.
+            let (pool, changed) = (self.pool, self.changed);
+            tokio::spawn(async move {
+                if let Err(e) = sqlx::query(
+                    "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, n::text)
+                     FROM unnest($2::bigint[]) AS n",
+                )
+                .bind(incidents::NOTIFY_CHANNEL)
+                .bind(&changed)
+                .execute(&pool)
+                .await
+                {
+                    tracing::warn!(error = %e, incidents = ?changed, "cannot announce incident changes");
+                }
+            });
         }
         Ok(())
     }

@@ -39,9 +39,11 @@ fn zone_of(name: &str) -> TimeZone {
     })
 }
 
-/// The class of a page notification sent at `sent_at` (the caller stores it): `repeat` when the person
-/// already has a counted interruption in `(sent_at − 60 s, sent_at]`, otherwise the class of
-/// `sent_at` in their own zone; `None` when the person is gone.
+/// The class of a page notification sent at `sent_at` (the caller stores it): `repeat` when the
+/// person already has a counted interruption in `(sent_at − 60 s, sent_at + 60 s)`, otherwise
+/// the class of `sent_at` in their own zone; `None` when the person is gone. (Later pages
+/// count too because deliveries can be recorded in another order than they were sent: if one
+/// sent a moment later was recorded first and counted, this one is the repeat.)
 ///
 /// On PostgreSQL the person's row is locked first, so two deliveries of one page through two
 /// contact methods, finishing at once, cannot both count; SQLite has one writer anyway, and
@@ -72,10 +74,10 @@ pub(crate) async fn sent_page_class(
     let earlier: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
         "SELECT id FROM notifications
          WHERE user_id = $1 AND interruption IN ('working', 'evening', 'sleep')
-           AND sent_at > $2 AND sent_at <= $3 AND id <> $4 LIMIT 1")
+           AND sent_at > $2 AND sent_at < $3 AND id <> $4 LIMIT 1")
         .bind(user_id)
         .bind(sent_at - REPEAT_WINDOW)
-        .bind(sent_at)
+        .bind(sent_at + REPEAT_WINDOW)
         .bind(notification_id)
         .fetch_optional(c)
         .await)?;
@@ -98,6 +100,11 @@ pub(crate) async fn sent_page_class(
 /// wait for the disk: the class is derived data, and a page whose class a crash lost is
 /// classified again, like one sent before classes existed, by
 /// [`Store::classify_pending_interruptions`] when the engine starts.
+///
+/// A page counts unless the person has a counted page within 60 s *either side* of it. Pages
+/// are classified in the order their deliveries commit, which can differ from the order they
+/// were sent: if a page sent a moment later was classified first and counted, this one is the
+/// repeat, so the burst still counts once.
 ///
 /// The query string holds only numbers, two timestamps we format, and class names of ours:
 /// nothing anyone typed.
@@ -132,12 +139,12 @@ pub(crate) async fn classify_sent_page(
          UPDATE notifications SET interruption = CASE WHEN EXISTS (
              SELECT 1 FROM notifications e
              WHERE e.user_id = {user_id} AND e.interruption IN ('working', 'evening', 'sleep')
-               AND e.sent_at > '{from}' AND e.sent_at <= '{to}' AND e.id <> {notification_id})
+               AND e.sent_at > '{from}' AND e.sent_at < '{to}' AND e.id <> {notification_id})
            THEN '{REPEAT}' ELSE '{counted}' END
-         WHERE id = {notification_id} AND interruption IS NULL
+         WHERE id = {notification_id} AND state = 'sent' AND interruption IS NULL
            AND EXISTS (SELECT 1 FROM users WHERE id = {user_id})",
         from = at(sent_at - REPEAT_WINDOW),
-        to = at(sent_at),
+        to = at(sent_at + REPEAT_WINDOW),
     );
     sqlx::raw_sql(&sql).execute(pool).await?;
     Ok(())

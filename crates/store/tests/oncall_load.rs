@@ -164,6 +164,68 @@ async fn two_deliveries_of_one_page_at_once_count_once() {
             assert_eq!(of(&format!("r{round}failed")), None);
             assert_eq!(of(&format!("r{round}cancelled")), None);
         }
+        // Deliveries can commit in another order than their pages were sent: a page sent 30 s
+        // later is classified first. The burst still counts once.
+        let t = start + TimeDelta::minutes(30);
+        clock.set(t);
+        store
+            .enqueue_job(&NewJob {
+                kind: "test_step",
+                payload: serde_json::json!({}),
+                run_at: t,
+                dedup_key: None,
+            })
+            .await
+            .unwrap();
+        let jobs = store
+            .claim_jobs("w", TimeDelta::minutes(5), 10)
+            .await
+            .unwrap();
+        let step = Step {
+            notifications: vec![
+                notification("late-first", lena, "page", t),
+                notification("late-second", lena, "page", t),
+            ],
+            ..Step::default()
+        };
+        assert!(store.apply_step(jobs[0].id, "w", &step).await.unwrap());
+        let mut deliveries = Vec::new();
+        for job in store
+            .claim_jobs("w", TimeDelta::minutes(5), 10)
+            .await
+            .unwrap()
+        {
+            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+            let n = store
+                .notification(payload["notification_id"].as_i64().unwrap())
+                .await
+                .unwrap();
+            deliveries.push((job, n));
+        }
+        deliveries.sort_by(|a, b| a.1.idempotency_key.cmp(&b.1.idempotency_key));
+        let [(first_job, first), (second_job, second)] = <[_; 2]>::try_from(deliveries).unwrap();
+        clock.set(t + TimeDelta::seconds(30));
+        assert!(
+            store
+                .finish_delivery(second_job.id, "w", &second, &Delivery::Sent, None)
+                .await
+                .unwrap()
+        );
+        clock.set(t);
+        assert!(
+            store
+                .finish_delivery(first_job.id, "w", &first, &Delivery::Sent, None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            (
+                interruption(&store, first.id).await,
+                interruption(&store, second.id).await
+            ),
+            (Some("repeat".to_owned()), Some("sleep".to_owned())),
+            "{backend:?}"
+        );
         // Nothing left for the catch-up pass.
         assert_eq!(store.classify_pending_interruptions().await.unwrap(), 0);
     }
