@@ -52,6 +52,51 @@ async fn interruption(store: &Store, id: i64) -> Option<String> {
     class
 }
 
+/// Applies one escalation step recording `notifications` at `t`, and claims the delivery
+/// jobs it enqueued: (job, notification) for each.
+async fn record_step(
+    store: &Store,
+    t: DateTime<Utc>,
+    notifications: Vec<NewNotification>,
+) -> Vec<(
+    heliograph_store::jobs::Job,
+    heliograph_store::paging::Notification,
+)> {
+    store
+        .enqueue_job(&NewJob {
+            kind: "test_step",
+            payload: serde_json::json!({}),
+            run_at: t,
+            dedup_key: None,
+        })
+        .await
+        .unwrap();
+    let jobs = store
+        .claim_jobs("w", TimeDelta::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    let step = Step {
+        notifications,
+        ..Step::default()
+    };
+    assert!(store.apply_step(jobs[0].id, "w", &step).await.unwrap());
+    let mut deliveries = Vec::new();
+    for job in store
+        .claim_jobs("w", TimeDelta::minutes(5), 10)
+        .await
+        .unwrap()
+    {
+        let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
+        let n = store
+            .notification(payload["notification_id"].as_i64().unwrap())
+            .await
+            .unwrap();
+        deliveries.push((job, n));
+    }
+    deliveries
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_deliveries_of_one_page_at_once_count_once() {
     for backend in backends() {
@@ -78,22 +123,10 @@ async fn two_deliveries_of_one_page_at_once_count_once() {
             clock.set(t);
             // One escalation step records: the page through six contact methods, a handoff notice
             // (not a page), and two pages whose deliveries will fail or be cancelled.
-            store
-                .enqueue_job(&NewJob {
-                    kind: "test_step",
-                    payload: serde_json::json!({}),
-                    run_at: t,
-                    dedup_key: None,
-                })
-                .await
-                .unwrap();
-            let jobs = store
-                .claim_jobs("w", TimeDelta::minutes(5), 10)
-                .await
-                .unwrap();
-            assert_eq!(jobs.len(), 1);
-            let step = Step {
-                notifications: (0..6)
+            let deliveries = record_step(
+                &store,
+                t,
+                (0..6)
                     .map(|k| notification(&format!("r{round}method{k}"), lena, "page", t))
                     .chain([
                         notification(&format!("r{round}handoff"), lena, "handoff", t),
@@ -101,22 +134,8 @@ async fn two_deliveries_of_one_page_at_once_count_once() {
                         notification(&format!("r{round}cancelled"), lena, "page", t),
                     ])
                     .collect(),
-                ..Step::default()
-            };
-            assert!(store.apply_step(jobs[0].id, "w", &step).await.unwrap());
-            let mut deliveries = Vec::new();
-            for job in store
-                .claim_jobs("w", TimeDelta::minutes(5), 10)
-                .await
-                .unwrap()
-            {
-                let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
-                let n = store
-                    .notification(payload["notification_id"].as_i64().unwrap())
-                    .await
-                    .unwrap();
-                deliveries.push((job, n));
-            }
+            )
+            .await;
             assert_eq!(deliveries.len(), 9);
             let outcome = |key: &str| {
                 if key.ends_with("failed") {
@@ -168,40 +187,15 @@ async fn two_deliveries_of_one_page_at_once_count_once() {
         // later is classified first. The burst still counts once.
         let t = start + TimeDelta::minutes(30);
         clock.set(t);
-        store
-            .enqueue_job(&NewJob {
-                kind: "test_step",
-                payload: serde_json::json!({}),
-                run_at: t,
-                dedup_key: None,
-            })
-            .await
-            .unwrap();
-        let jobs = store
-            .claim_jobs("w", TimeDelta::minutes(5), 10)
-            .await
-            .unwrap();
-        let step = Step {
-            notifications: vec![
+        let mut deliveries = record_step(
+            &store,
+            t,
+            vec![
                 notification("late-first", lena, "page", t),
                 notification("late-second", lena, "page", t),
             ],
-            ..Step::default()
-        };
-        assert!(store.apply_step(jobs[0].id, "w", &step).await.unwrap());
-        let mut deliveries = Vec::new();
-        for job in store
-            .claim_jobs("w", TimeDelta::minutes(5), 10)
-            .await
-            .unwrap()
-        {
-            let payload: serde_json::Value = serde_json::from_str(&job.payload).unwrap();
-            let n = store
-                .notification(payload["notification_id"].as_i64().unwrap())
-                .await
-                .unwrap();
-            deliveries.push((job, n));
-        }
+        )
+        .await;
         deliveries.sort_by(|a, b| a.1.idempotency_key.cmp(&b.1.idempotency_key));
         let [(first_job, first), (second_job, second)] = <[_; 2]>::try_from(deliveries).unwrap();
         clock.set(t + TimeDelta::seconds(30));
