@@ -108,7 +108,7 @@ fn percentiles(name: &str, mut v: Vec<Duration>, wall: Duration) {
 async fn query_i64(db: &Db, sql: &str) -> i64 {
     let row: (i64,) = match db {
         Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_one(read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
     };
     row.0
 }

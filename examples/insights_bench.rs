@@ -135,7 +135,7 @@ async fn main() {
     // visibility map so that the insights' index-only scans need not visit the heap.
     if backend == Backend::Postgres {
         let started = Instant::now();
-        if let Db::Postgres(pool) = store.db() {
+        if let Db::Postgres(pool, _) = store.db() {
             sqlx::query("VACUUM ANALYZE").execute(pool).await.unwrap();
         }
         println!("{backend:?}: VACUUM ANALYZE in {:.1?}", started.elapsed());

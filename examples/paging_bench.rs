@@ -422,7 +422,7 @@ async fn profile(url: &str, first: SystemTime) {
     const SQL: &str = "SELECT kind, finished_at FROM jobs WHERE finished_at IS NOT NULL";
     let rows: Vec<(String, chrono::DateTime<chrono::Utc>)> = match Db::connect(url).await.unwrap() {
         Db::Sqlite { read, .. } => sqlx::query_as(SQL).fetch_all(&read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_as(SQL).fetch_all(&pool).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(SQL).fetch_all(&pool).await.unwrap(),
     };
     let mut by_kind: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (kind, at) in rows {

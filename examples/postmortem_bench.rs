@@ -296,7 +296,7 @@ async fn main() {
     );
 
     if std::env::var_os("EXPLAIN").is_some()
-        && let Db::Postgres(pool) = store.db()
+        && let Db::Postgres(pool, _) = store.db()
     {
         // The plan of the search query as the list runs it (see Store::postmortems).
         for q in ["tokenizer:*", "kubernetes:*", "latency:*"] {

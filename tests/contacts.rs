@@ -42,7 +42,7 @@ async fn profile(app: &TestApp, client: &reqwest::Client) -> String {
 async fn count(app: &TestApp, sql: &str) -> i64 {
     let (n,): (i64,) = match app.store.db() {
         Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_one(read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
     };
     n
 }

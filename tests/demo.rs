@@ -26,7 +26,7 @@ async fn scalar(store: &Store, sql: &'static str) -> i64 {
             .fetch_one(read)
             .await
             .unwrap(),
-        Db::Postgres(pool) => sqlx::query_scalar::<_, i64>(sql)
+        Db::Postgres(pool, _) => sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(pool)
             .await
             .unwrap(),
@@ -41,7 +41,7 @@ async fn first_pages(store: &Store) -> Vec<(i64, i64, DateTime<Utc>)> {
                WHERE n.purpose = 'page'";
     match store.db() {
         Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_all(read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
     }
 }
 
@@ -100,7 +100,7 @@ async fn demo_organisation_loads_once_and_populates_every_page() {
             let sql = "SELECT severity, COUNT(*) FROM incidents GROUP BY severity";
             match store.db() {
                 Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_all(read).await.unwrap(),
-                Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+                Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
             }
             .into_iter()
             .collect()
@@ -114,7 +114,7 @@ async fn demo_organisation_loads_once_and_populates_every_page() {
             let sql = "SELECT MIN(triggered_at), MAX(triggered_at) FROM incidents";
             match store.db() {
                 Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_one(read).await.unwrap(),
-                Db::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+                Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
             }
         };
         assert!(first >= now - TimeDelta::days(366) && first < now - TimeDelta::days(355));
@@ -286,7 +286,7 @@ async fn demo_organisation_loads_once_and_populates_every_page() {
                     .fetch_one(read)
                     .await
                     .unwrap(),
-                Db::Postgres(pool) => sqlx::query_scalar::<_, i64>(sql)
+                Db::Postgres(pool, _) => sqlx::query_scalar::<_, i64>(sql)
                     .bind(&today)
                     .fetch_one(pool)
                     .await

@@ -280,7 +280,7 @@ async fn generic_events_and_the_grouping_window() {
                 .execute(write)
                 .await
                 .unwrap();
-        } else if let heliograph_store::Db::Postgres(pool) = app.store.db() {
+        } else if let heliograph_store::Db::Postgres(pool, _) = app.store.db() {
             sqlx::query("UPDATE services SET grouping_window_minutes = 10")
                 .execute(pool)
                 .await

@@ -42,7 +42,7 @@ macro_rules! exec {
     ($app:expr, $sql:expr $(, $bind:expr)*) => {
         match $app.store.db() {
             Db::Sqlite { write, .. } => { sqlx::query($sql)$(.bind($bind))*.execute(write).await.unwrap(); }
-            Db::Postgres(pool) => { sqlx::query($sql)$(.bind($bind))*.execute(pool).await.unwrap(); }
+            Db::Postgres(pool, _) => { sqlx::query($sql)$(.bind($bind))*.execute(pool).await.unwrap(); }
         }
     };
 }
@@ -54,7 +54,7 @@ async fn id_of(app: &TestApp, sql: &'static str, number: i64) -> i64 {
             .fetch_one(read)
             .await
             .unwrap(),
-        Db::Postgres(pool) => sqlx::query_scalar(sql)
+        Db::Postgres(pool, _) => sqlx::query_scalar(sql)
             .bind(number)
             .fetch_one(pool)
             .await
@@ -973,7 +973,7 @@ async fn the_service_page_shows_its_last_90_days_and_noisiest_alerts() {
                         .await
                         .unwrap()
                 }
-                Db::Postgres(pool) => {
+                Db::Postgres(pool, _) => {
                     sqlx::query_scalar("SELECT id FROM integrations WHERE key_hash = $1")
                         .bind(hash)
                         .fetch_one(pool)

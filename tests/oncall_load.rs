@@ -230,7 +230,7 @@ async fn classes(store: &Store) -> Vec<(i64, Option<String>)> {
     let sql = "SELECT id, interruption FROM notifications ORDER BY id";
     match store.db() {
         Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_all(read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
     }
 }
 
@@ -248,7 +248,7 @@ async fn forget_classes(store: &Store, ids: &[i64]) {
                     .await
                     .unwrap();
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 sqlx::query(sql)
                     .bind(1 - all)
                     .bind(id)

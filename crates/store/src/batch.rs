@@ -2,7 +2,15 @@
 //! transaction is a round trip between the async task and sqlx's one writer thread, and under
 //! load those round trips, not SQLite's work, are what a write costs; a [`Batch`] sends its
 //! statements as one multi-statement string, one round trip. PostgreSQL's prepared statements
-//! take one command each, so there the statements run one after another as before.
+//! take one command each, so there a batch of several is sent as one statement whose parts
+//! are data-modifying `WITH` clauses (`WITH s0 AS (INSERT …), s1 AS (UPDATE …) SELECT 1`):
+//! one round trip, one parse, one wake-up of the backend instead of one per statement.
+//!
+//! On PostgreSQL the parts run with one snapshot and in no set order, so the statements of a
+//! batch must be independent: none may read what another writes, and no two may write the
+//! same row. Foreign keys are checked at the end of the whole statement, so a row may refer
+//! to one inserted earlier in the transaction (not to one inserted by the same batch on
+//! SQLite, where each statement is checked as it runs; nothing needs that).
 
 use chrono::{DateTime, Utc};
 
@@ -109,15 +117,40 @@ impl Batch {
                     .await?;
             }
             Tx::Postgres(t) => {
-                for (statement, args) in &self.statements {
-                    bind_all!(sqlx::query(statement), args)
-                        .execute(&mut **t)
-                        .await?;
-                }
+                let (sql, args) = postgres_statement(self.statements);
+                bind_all!(sqlx::query(&sql), &args)
+                    .execute(&mut **t)
+                    .await?;
             }
         }
         Ok(())
     }
+}
+
+/// The statements as one: a lone statement as it is, several as data-modifying `WITH`
+/// clauses of a `SELECT 1`, their parameters renumbered in order.
+fn postgres_statement(statements: Vec<(String, Vec<Arg>)>) -> (String, Vec<Arg>) {
+    let mut statements = statements;
+    if statements.len() == 1 {
+        return statements.pop().expect("one statement");
+    }
+    let mut sql = String::from("WITH ");
+    let mut args = Vec::new();
+    for (i, (statement, mut own)) in statements.into_iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("s{i} AS ("));
+        renumber(
+            statement.trim_end().trim_end_matches(';'),
+            args.len(),
+            &mut sql,
+        );
+        sql.push(')');
+        args.append(&mut own);
+    }
+    sql.push_str(" SELECT 1");
+    (sql, args)
 }
 
 /// Appends `sql` to `out` with every parameter `$n` renumbered `$(n + offset)`. (Our
@@ -146,7 +179,7 @@ fn renumber(sql: &str, offset: usize, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::renumber;
+    use super::{Arg, postgres_statement, renumber};
 
     #[test]
     fn parameters_are_renumbered_after_the_earlier_statements() {
@@ -160,5 +193,28 @@ mod tests {
         let mut out = String::new();
         renumber("SELECT '$' || $2", 0, &mut out);
         assert_eq!(out, "SELECT '$' || $2");
+    }
+
+    #[test]
+    fn several_statements_become_one_with_clauses_for_postgres() {
+        let (sql, args) = postgres_statement(vec![
+            ("INSERT INTO a (x) VALUES ($1)".into(), vec![1i64.into()]),
+            (
+                "UPDATE b SET y = $2 WHERE id = $1;\n".into(),
+                vec![2i64.into(), "two".into()],
+            ),
+        ]);
+        assert_eq!(
+            sql,
+            "WITH s0 AS (INSERT INTO a (x) VALUES ($1)), s1 AS (UPDATE b SET y = $3 WHERE id = $2) SELECT 1"
+        );
+        assert_eq!(args.len(), 3);
+        assert!(matches!(args[2], Arg::Text(Some(ref t)) if t == "two"));
+        let (sql, args) = postgres_statement(vec![(
+            "DELETE FROM a WHERE x = $1".into(),
+            vec![1i64.into()],
+        )]);
+        assert_eq!(sql, "DELETE FROM a WHERE x = $1");
+        assert_eq!(args.len(), 1);
     }
 }

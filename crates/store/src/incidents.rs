@@ -299,33 +299,46 @@ pub(crate) async fn declare_in_with(
             "service {missing} does not exist"
         )));
     }
-    // PostgreSQL numbers from a sequence (no row lock held to commit); SQLite has one writer.
-    let (number,): (i64,) = match tx {
+    // PostgreSQL numbers from a sequence, inside the insert (no row lock held to commit, no
+    // round trip of its own); SQLite has one writer and a counter row.
+    let incident: Incident = match tx {
         Tx::Postgres(t) => {
-            sqlx::query_as("SELECT nextval('incident_numbers')")
-                .fetch_one(&mut **t)
-                .await?
+            sqlx::query_as(concat!(
+                "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
+                 VALUES (nextval('incident_numbers'), $1, $2, $3, 'triggered', $4, $5, $6, $6, $7) RETURNING ", incident_columns!()))
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(new.severity.as_str())
+            .bind(new.commander_id)
+            .bind(audit.actor_user_id)
+            .bind(now)
+            .bind(&new.description_html)
+            .fetch_one(&mut **t)
+            .await?
         }
-        Tx::Sqlite(t) => sqlx::query_as(
-            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number' RETURNING value",
-        )
-        .fetch_one(&mut **t)
-        .await?,
+        Tx::Sqlite(t) => {
+            sqlx::query_as(concat!(
+                "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
+                 VALUES ((SELECT value FROM counters WHERE name = 'incident_number') + 1, $1, $2, $3, 'triggered', $4, $5, $6, $6, $7) RETURNING ", incident_columns!()))
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(new.severity.as_str())
+            .bind(new.commander_id)
+            .bind(audit.actor_user_id)
+            .bind(now)
+            .bind(&new.description_html)
+            .fetch_one(&mut **t)
+            .await?
+        }
     };
-    let incident: Incident = tx!(tx, c => sqlx::query_as(concat!(
-        "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
-         VALUES ($1, $2, $3, $4, 'triggered', $5, $6, $7, $7, $8) RETURNING ", incident_columns!()))
-        .bind(number)
-        .bind(&new.title)
-        .bind(&new.description)
-        .bind(new.severity.as_str())
-        .bind(new.commander_id)
-        .bind(audit.actor_user_id)
-        .bind(now)
-        .bind(&new.description_html)
-        .fetch_one(c)
-        .await)?;
+    let number = incident.number;
     let mut batch = crate::batch::Batch::default();
+    if let Tx::Sqlite(_) = tx {
+        batch.push(
+            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number'",
+            Vec::new(),
+        );
+    }
     let services = match extras.services {
         Some(known) => {
             for service_id in &service_ids {
@@ -495,7 +508,7 @@ impl Store {
                 .fetch_one(read)
                 .await?
             }
-            crate::Db::Postgres(pool) => {
+            crate::Db::Postgres(pool, _) => {
                 sqlx::query_as(
                     "SELECT json_agg(json_build_object('id', id, 'incident_id', incident_id, 'at', at,
                          'actor_user_id', actor_user_id, 'actor', actor, 'kind', kind, 'body', body,
@@ -1121,7 +1134,7 @@ impl Store {
     /// On PostgreSQL, a listener for incident changes; on SQLite (one process) `None`.
     pub async fn incident_listener(&self) -> Result<Option<IncidentListener>> {
         match self.db() {
-            crate::Db::Postgres(pool) => {
+            crate::Db::Postgres(pool, _) => {
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
                 listener.listen(NOTIFY_CHANNEL).await?;
                 Ok(Some(IncidentListener(listener)))

@@ -199,7 +199,7 @@ impl Store {
         // (binary, no formatting).
         let mut out: Vec<IncidentFact> = Vec::new();
         let corrupt = |what: &str| crate::StoreError::Corrupt(format!("insights row: {what}"));
-        if let crate::Db::Postgres(pool) = self.db() {
+        if let crate::Db::Postgres(pool, _) = self.db() {
             let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(
                 "SELECT array_agg(i.id), array_agg(i.number), array_agg(i.severity), array_agg(i.triggered_at),
                  array_agg(i.acknowledged_at), array_agg(i.resolved_at) FROM incidents i WHERE i.triggered_at >= ",

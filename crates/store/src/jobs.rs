@@ -103,7 +103,7 @@ impl Store {
         let now = self.now();
         let until = now + lease;
         let jobs: Vec<Job> = match self.db() {
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 sqlx::query_as(
                     "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
                      WHERE id IN (

@@ -53,7 +53,7 @@ macro_rules! read {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
             $crate::Db::Sqlite { read: $c, .. } => $body,
-            $crate::Db::Postgres($c) => $body,
+            $crate::Db::Postgres($c, _) => $body,
         }
     };
 }
@@ -131,8 +131,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum Db {
     /// An embedded SQLite file: a pool for reads and a single-connection pool for writes.
     Sqlite { read: SqlitePool, write: SqlitePool },
-    /// A PostgreSQL server.
-    Postgres(PgPool),
+    /// A PostgreSQL server, and the task that announces changed incidents on it.
+    Postgres(PgPool, Announcer),
 }
 
 /// An open write transaction on either backend.
@@ -156,8 +156,8 @@ impl Tx {
 /// A PostgreSQL transaction, with the incidents it changed (see
 /// [`incidents::NOTIFY_CHANNEL`]). Dereferences to its connection.
 ///
-/// The changes are announced with `pg_notify` only after the commit, in a statement of their
-/// own. PostgreSQL holds one database-wide lock from a notifying transaction's commit until
+/// The changes are announced with `pg_notify` only after the commit, by the [`Announcer`], in
+/// a statement of their own. PostgreSQL holds one database-wide lock from a notifying transaction's commit until
 /// its commit record is flushed to disk, so notifying inside the transaction that made the
 /// change put every declaration, alert and page of every replica in one queue behind each
 /// other's disk flushes. The announcing statement's own commit does not wait for the disk
@@ -165,7 +165,7 @@ impl Tx {
 /// change it announces already is.
 pub struct PgTx {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    pool: PgPool,
+    announcer: Announcer,
     changed: Vec<i64>,
 }
 
@@ -179,27 +179,56 @@ impl PgTx {
 
     async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
-        if !self.changed.is_empty() {
-            // On a task of its own, so that neither a caller that stops waiting (a browser
-            // that went away) nor a busy pool loses or delays the announcement. A lost one
-            // leaves a browser's page stale until its next change; the change itself is
-            // committed, so the caller succeeds either way.
-            let (pool, changed) = (self.pool, self.changed);
-            tokio::spawn(async move {
+        self.announcer.announce(self.changed);
+        Ok(())
+    }
+}
+
+/// Announces changed incidents on PostgreSQL (`pg_notify` on [`incidents::NOTIFY_CHANNEL`]),
+/// after the commits that changed them, from a task of its own: neither a caller that stops
+/// waiting (a browser that went away) nor a busy pool loses or delays an announcement, and
+/// the numbers that arrive while one statement runs go out together in the next, so a burst
+/// of changes costs a few statements, not one each. A lost announcement leaves a browser's
+/// page stale until its next change; the change itself is committed either way.
+#[derive(Clone, Debug)]
+pub struct Announcer {
+    queue: tokio::sync::mpsc::UnboundedSender<i64>,
+}
+
+impl Announcer {
+    /// The most numbers one statement announces.
+    const MAX_BATCH: usize = 1024;
+
+    /// Starts the announcing task; it ends when the last `Announcer` is dropped.
+    fn start(pool: PgPool) -> Announcer {
+        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<i64>();
+        tokio::spawn(async move {
+            let mut numbers = Vec::with_capacity(Self::MAX_BATCH);
+            while pending.recv_many(&mut numbers, Self::MAX_BATCH).await > 0 {
+                numbers.sort_unstable();
+                numbers.dedup();
                 if let Err(e) = sqlx::query(
                     "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, n::text)
                      FROM unnest($2::bigint[]) AS n",
                 )
                 .bind(incidents::NOTIFY_CHANNEL)
-                .bind(&changed)
+                .bind(&numbers)
                 .execute(&pool)
                 .await
                 {
-                    tracing::warn!(error = %e, incidents = ?changed, "cannot announce incident changes");
+                    tracing::warn!(error = %e, incidents = ?numbers, "cannot announce incident changes");
                 }
-            });
+                numbers.clear();
+            }
+        });
+        Announcer { queue }
+    }
+
+    fn announce(&self, numbers: Vec<i64>) {
+        for n in numbers {
+            // Fails only once the task has stopped, at shutdown.
+            let _ = self.queue.send(n);
         }
-        Ok(())
     }
 }
 
@@ -238,7 +267,8 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            return Ok(Db::Postgres(pool));
+            let announcer = Announcer::start(pool.clone());
+            return Ok(Db::Postgres(pool, announcer));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
@@ -296,7 +326,7 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match self {
             Db::Sqlite { .. } => Backend::Sqlite,
-            Db::Postgres(_) => Backend::Postgres,
+            Db::Postgres(..) => Backend::Postgres,
         }
     }
 
@@ -308,7 +338,7 @@ impl Db {
                 .run(write)
                 .await
                 .map_err(|e| StoreError::Backend(e.into()))?,
-            Db::Postgres(pool) => sqlx::migrate!("../../migrations/postgres")
+            Db::Postgres(pool, _) => sqlx::migrate!("../../migrations/postgres")
                 .run(pool)
                 .await
                 .map_err(|e| StoreError::Backend(e.into()))?,
@@ -320,9 +350,9 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
             Db::Sqlite { write, .. } => Tx::Sqlite(write.begin().await?),
-            Db::Postgres(pool) => Tx::Postgres(PgTx {
+            Db::Postgres(pool, announcer) => Tx::Postgres(PgTx {
                 tx: pool.begin().await?,
-                pool: pool.clone(),
+                announcer: announcer.clone(),
                 changed: Vec::new(),
             }),
         })
@@ -341,7 +371,7 @@ impl Db {
                 read.close().await;
                 write.close().await;
             }
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(pool, _) => pool.close().await,
         }
     }
 }

@@ -115,7 +115,7 @@ pub(crate) async fn classify_sent_page(
     sent_at: DateTime<Utc>,
     zone: Option<&str>,
 ) -> Result<()> {
-    let crate::Db::Postgres(pool) = store.db() else {
+    let crate::Db::Postgres(pool, _) = store.db() else {
         return Ok(());
     };
     let zone = match zone {

@@ -58,7 +58,7 @@ async fn count(store: &Store, table: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table}");
     let (n,): (i64,) = match store.db() {
         Db::Sqlite { read, .. } => sqlx::query_as(&sql).fetch_one(read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_as(&sql).fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(&sql).fetch_one(pool).await.unwrap(),
     };
     n
 }
@@ -406,7 +406,7 @@ async fn a_test_send_records_a_notification_and_its_delivery_job() {
                 .fetch_one(read)
                 .await
                 .unwrap(),
-            Db::Postgres(pool) => sqlx::query_as(sql)
+            Db::Postgres(pool, _) => sqlx::query_as(sql)
                 .bind(req.notification_id)
                 .fetch_one(pool)
                 .await
@@ -432,7 +432,7 @@ async fn a_test_send_records_a_notification_and_its_delivery_job() {
                 .fetch_one(read)
                 .await
                 .unwrap(),
-            Db::Postgres(pool) => sqlx::query_as(sql)
+            Db::Postgres(pool, _) => sqlx::query_as(sql)
                 .bind(req.job_id)
                 .fetch_one(pool)
                 .await

@@ -47,7 +47,7 @@ async fn interruption(store: &Store, id: i64) -> Option<String> {
     let sql = "SELECT interruption FROM notifications WHERE id = $1";
     let (class,): (Option<String>,) = match store.db() {
         Db::Sqlite { read, .. } => sqlx::query_as(sql).bind(id).fetch_one(read).await.unwrap(),
-        Db::Postgres(pool) => sqlx::query_as(sql).bind(id).fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(sql).bind(id).fetch_one(pool).await.unwrap(),
     };
     class
 }
