@@ -127,6 +127,47 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Runs `guard` (an `UPDATE` or `DELETE` without `RETURNING`) and, when it changed a row,
+    /// the batch; returns whether it did. On PostgreSQL all of it is one statement, so the
+    /// batch's statements run even when the guard changed nothing: the caller must then roll
+    /// the transaction back, as it must after a `false` on SQLite.
+    pub(crate) async fn run_guarded(
+        self,
+        tx: &mut Tx,
+        guard: &str,
+        guard_args: Vec<Arg>,
+    ) -> Result<bool> {
+        match tx {
+            Tx::Sqlite(t) => {
+                let changed = bind_all!(sqlx::query(guard), &guard_args)
+                    .execute(&mut **t)
+                    .await?
+                    .rows_affected();
+                if changed == 0 {
+                    return Ok(false);
+                }
+                self.run(tx).await?;
+                Ok(true)
+            }
+            Tx::Postgres(t) => {
+                let mut statements = vec![(format!("{guard} RETURNING 1"), guard_args)];
+                statements.extend(self.statements);
+                let (mut sql, args) = postgres_statement(statements);
+                if let Some(main) = sql.strip_suffix(" SELECT 1") {
+                    sql = format!("{main} SELECT count(*) FROM s0");
+                } else {
+                    sql = format!("WITH s0 AS ({sql}) SELECT count(*) FROM s0");
+                }
+                let (changed,): (i64,) = bind_all!(sqlx::query_as(&sql), &args)
+                    .fetch_one(&mut **t)
+                    .await?;
+                Ok(changed > 0)
+            }
+        }
+    }
+}
+
 /// The statements as one: a lone statement as it is, several as data-modifying `WITH`
 /// clauses of a `SELECT 1`, their parameters renumbered in order.
 fn postgres_statement(statements: Vec<(String, Vec<Arg>)>) -> (String, Vec<Arg>) {

@@ -65,6 +65,19 @@ pub(crate) fn enqueue_statement(
     )
 }
 
+/// The statement of [`finish`], for [`crate::batch::Batch::run_guarded`].
+pub(crate) fn finish_statement(
+    id: i64,
+    worker: &str,
+    now: DateTime<Utc>,
+) -> (&'static str, Vec<crate::batch::Arg>) {
+    (
+        "UPDATE jobs SET finished_at = $3, locked_by = NULL, locked_until = NULL
+         WHERE id = $1 AND locked_by = $2 AND finished_at IS NULL",
+        vec![id.into(), worker.into(), now.into()],
+    )
+}
+
 /// Marks a claimed job done inside a transaction, if `worker` still holds it. Returns false
 /// when the lease was lost (another worker took the job over): the caller must roll back.
 pub async fn finish(tx: &mut Tx, id: i64, worker: &str, now: DateTime<Utc>) -> Result<bool> {

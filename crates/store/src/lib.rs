@@ -224,7 +224,7 @@ impl Announcer {
         Announcer { queue }
     }
 
-    fn announce(&self, numbers: Vec<i64>) {
+    pub(crate) fn announce(&self, numbers: Vec<i64>) {
         for n in numbers {
             // Fails only once the task has stopped, at shutdown.
             let _ = self.queue.send(n);

@@ -421,9 +421,8 @@ impl Store {
     ) -> Result<Option<Vec<ClaimedDelivery>>> {
         let now = self.now();
         let mut tx = self.db().begin().await?;
-        if !finish(&mut tx, job_id, worker, now).await? {
-            return Ok(None);
-        }
+        // The job is marked finished last, with the batch (one round trip); if its lease was
+        // lost meanwhile, nothing of this transaction is kept.
         let mut lease = lease;
         if lease.is_some() && !step.notifications.is_empty() {
             // Acknowledged, resolved or reopened since the step was planned: no direct send.
@@ -452,6 +451,49 @@ impl Store {
         }
         let mut claimed = Vec::new();
         for (index, n) in step.notifications.iter().enumerate() {
+            let leased = lease.filter(|_| n.due_at <= now);
+            if let Tx::Postgres(t) = &mut tx {
+                // The notification and its `deliver` job in one statement.
+                let (locked_by, locked_until, attempts) = match leased {
+                    Some(lease) => (Some(worker), Some(now + lease), 1i64),
+                    None => (None, None, 0),
+                };
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "WITH n AS (
+                       INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
+                       ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),
+                     j AS (
+                       INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
+                       SELECT 'deliver', '{\"notification_id\":' || n.id || '}', $12, 'deliver:' || n.id, $11, $13, $14, $15 FROM n
+                       ON CONFLICT (dedup_key) DO NOTHING RETURNING id)
+                     SELECT n.id, (SELECT id FROM j) FROM n")
+                    .bind(&n.idempotency_key)
+                    .bind(n.incident_id)
+                    .bind(n.user_id)
+                    .bind(n.contact_method_id)
+                    .bind(n.purpose)
+                    .bind(&n.channel)
+                    .bind(&n.address)
+                    .bind(&n.subject)
+                    .bind(n.level)
+                    .bind(n.repeat_no)
+                    .bind(now)
+                    .bind(n.due_at)
+                    .bind(locked_by)
+                    .bind(locked_until)
+                    .bind(attempts)
+                    .fetch_optional(&mut **t)
+                    .await?;
+                if let (Some((id, Some(job))), Some(_)) = (row, leased) {
+                    claimed.push(ClaimedDelivery {
+                        index,
+                        notification_id: id,
+                        job_id: job,
+                    });
+                }
+                continue;
+            }
             let id: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
                 "INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
@@ -473,7 +515,7 @@ impl Store {
             let Some((id,)) = id else { continue };
             let payload = serde_json::json!({"notification_id": id}).to_string();
             let dedup_key = format!("deliver:{id}");
-            match lease.filter(|_| n.due_at <= now) {
+            match leased {
                 Some(lease) => {
                     let (job,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
                         "INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
@@ -505,9 +547,13 @@ impl Store {
                 }
             }
         }
-        insert_action_tokens(&mut tx, &step.action_tokens, step.incident_id, now).await?;
-        // The rest needs no answers: one round trip on SQLite.
+        // The rest needs no answers: one round trip.
         let mut batch = Batch::default();
+        if let Some((sql, args)) =
+            action_tokens_statement(&step.action_tokens, step.incident_id, now)
+        {
+            batch.push(sql, args);
+        }
         for job in &step.jobs {
             let (sql, args) = crate::jobs::enqueue_statement(job, now);
             batch.push(sql, args);
@@ -566,7 +612,10 @@ impl Store {
                 }
             }
         }
-        batch.run(&mut tx).await?;
+        let (finish_sql, finish_args) = crate::jobs::finish_statement(job_id, worker, now);
+        if !batch.run_guarded(&mut tx, finish_sql, finish_args).await? {
+            return Ok(None);
+        }
         tx.commit().await?;
         Ok(Some(claimed))
     }
@@ -635,6 +684,24 @@ impl Store {
         known: &Known,
     ) -> Result<bool> {
         let now = self.now();
+        if let crate::Db::Postgres(pool, announcer) = self.db()
+            && notification.purpose != "test"
+            && (timeline.is_none() || known.incident_number.is_some())
+        {
+            return self
+                .finish_delivery_postgres(
+                    pool,
+                    announcer,
+                    job_id,
+                    worker,
+                    notification,
+                    outcome,
+                    timeline,
+                    known,
+                    now,
+                )
+                .await;
+        }
         let mut tx = self.db().begin().await?;
         if !finish(&mut tx, job_id, worker, now).await? {
             return Ok(false);
@@ -746,6 +813,88 @@ impl Store {
         Ok(true)
     }
 
+    /// [`Store::finish_delivery_known`] on PostgreSQL for a page or notice: the job, the
+    /// notification and the timeline entry in one statement, which commits on its own (no
+    /// `BEGIN` and `COMMIT` round trips); the notification and the entry change only if the
+    /// job was still this worker's.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_delivery_postgres(
+        &self,
+        pool: &sqlx::PgPool,
+        announcer: &crate::Announcer,
+        job_id: i64,
+        worker: &str,
+        notification: &Notification,
+        outcome: &Delivery,
+        timeline: Option<(&'static str, String)>,
+        known: &Known,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (state, error, sent_at, attempts_add): (&str, Option<&str>, _, i64) = match outcome {
+            Delivery::Sent => ("sent", None, Some(now), 1),
+            Delivery::Failed(e) => ("failed", Some(e.as_str()), None, 1),
+            Delivery::Cancelled(why) => ("cancelled", Some(why.as_str()), None, 0),
+        };
+        let mut sql = String::from(
+            "WITH f AS (
+               UPDATE jobs SET finished_at = $3, locked_by = NULL, locked_until = NULL
+               WHERE id = $1 AND locked_by = $2 AND finished_at IS NULL RETURNING id),
+             n AS (
+               UPDATE notifications SET state = $5, last_error = COALESCE($6, last_error), sent_at = $7, attempts = attempts + $8
+               WHERE id = $4 AND state = 'pending' AND EXISTS (SELECT 1 FROM f))",
+        );
+        let entry = timeline.zip(notification.incident_id);
+        if entry.is_some() {
+            sql.push_str(
+                ", t AS (
+                   INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, body_html, phase)
+                   SELECT $9, $3, NULL, $10, $11, $12, '', NULL FROM f)",
+            );
+        }
+        sql.push_str(" SELECT count(*) FROM f");
+        let mut query = sqlx::query_as(&sql)
+            .bind(job_id)
+            .bind(worker)
+            .bind(now)
+            .bind(notification.id)
+            .bind(state)
+            .bind(error)
+            .bind(sent_at)
+            .bind(attempts_add);
+        if let Some(((kind, body), incident_id)) = &entry {
+            query = query
+                .bind(*incident_id)
+                .bind(engine_audit().actor)
+                .bind(*kind)
+                .bind(body.as_str());
+        }
+        let (finished,): (i64,) = query.fetch_one(pool).await?;
+        if finished == 0 {
+            return Ok(false);
+        }
+        if entry.is_some()
+            && let Some(number) = known.incident_number
+        {
+            announcer.announce(vec![number]);
+        }
+        if notification.purpose == "page"
+            && notification.state == "pending"
+            && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
+            && let Err(e) = crate::oncall_load::classify_sent_page(
+                self,
+                notification.id,
+                user_id,
+                sent_at,
+                known.user_time_zone.as_deref(),
+            )
+            .await
+        {
+            // The page is sent and recorded; the engine classifies it when it next starts.
+            tracing::warn!(error = %e, notification = notification.id, "classifying a sent page failed");
+        }
+        Ok(true)
+    }
+
     /// Records a failed attempt and puts the delivery job back for `run_at`.
     pub async fn retry_delivery(
         &self,
@@ -796,7 +945,11 @@ impl Store {
                 expires_at,
             })
             .collect();
-        insert_action_tokens(&mut tx, &tokens, incident_id, now).await?;
+        let mut batch = Batch::default();
+        if let Some((sql, args)) = action_tokens_statement(&tokens, incident_id, now) {
+            batch.push(sql, args);
+        }
+        batch.run(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -864,19 +1017,20 @@ impl Store {
 }
 
 /// Stores action links' hashes in one statement.
-async fn insert_action_tokens(
-    tx: &mut Tx,
+/// The insert of a step's one-time links, if it has any.
+fn action_tokens_statement(
     tokens: &[NewActionToken],
     incident_id: i64,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Option<(String, Vec<crate::batch::Arg>)> {
     if tokens.is_empty() {
-        return Ok(());
+        return None;
     }
     let mut sql = String::from(
         "INSERT INTO action_tokens (token_hash, incident_id, user_id, action, expires_at, created_at) VALUES ",
     );
-    for i in 0..tokens.len() {
+    let mut args: Vec<crate::batch::Arg> = vec![incident_id.into(), now.into()];
+    for (i, t) in tokens.iter().enumerate() {
         let b = i * 4 + 2;
         if i > 0 {
             sql.push_str(", ");
@@ -888,19 +1042,14 @@ async fn insert_action_tokens(
             b + 3,
             b + 4
         ));
+        args.extend([
+            t.token_hash.as_str().into(),
+            t.user_id.into(),
+            t.action.into(),
+            t.expires_at.into(),
+        ]);
     }
-    tx!(tx, c => {
-        let mut q = sqlx::query(&sql).bind(incident_id).bind(now);
-        for t in tokens {
-            q = q
-                .bind(&t.token_hash)
-                .bind(t.user_id)
-                .bind(t.action)
-                .bind(t.expires_at);
-        }
-        q.execute(c).await.map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    Some((sql, args))
 }
 
 /// What the caller of [`Store::finish_delivery_known`] already knows.

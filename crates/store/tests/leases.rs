@@ -1,0 +1,232 @@
+//! A worker whose job lease ran out (another worker took the job over) must change nothing
+//! when it finishes late, on SQLite and PostgreSQL: not the escalation step it applied (its
+//! pages, links, jobs and timeline entries), not the delivery it recorded. On PostgreSQL each
+//! of these is a few statements combined into one, with the job's lease checked inside it; the
+//! worker that holds the lease records everything once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use heliograph_domain::{Clock, FixedClock, Severity};
+use heliograph_store::incidents::NewIncident;
+use heliograph_store::jobs::NewJob;
+use heliograph_store::paging::{Delivery, Known, NewActionToken, NewNotification, Step};
+use heliograph_store::testdb::{TestDatabase, backends};
+use heliograph_store::{Audit, Db, Store};
+
+async fn store_on(backend: heliograph_store::Backend) -> (TestDatabase, Store, FixedClock) {
+    let db = TestDatabase::fresh(backend).await;
+    let conn = Db::connect(&db.url).await.expect("connect");
+    conn.migrate().await.expect("migrate");
+    let clock = FixedClock::new(
+        DateTime::parse_from_rfc3339("2026-11-29T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let store = Store::with_clock(conn, Arc::new(clock.clone()));
+    (db, store, clock)
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    let (n,): (i64,) = match store.db() {
+        Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_one(read).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+    };
+    n
+}
+
+/// Claims the one due job as `worker` for a minute.
+async fn claim_one(store: &Store, worker: &str) -> heliograph_store::jobs::Job {
+    let jobs = store
+        .claim_jobs(worker, TimeDelta::minutes(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "{worker} claims one job");
+    jobs.into_iter().next().unwrap()
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_changes_nothing() {
+    for backend in backends() {
+        let (_db, store, clock) = store_on(backend).await;
+        let incident = store
+            .declare_incident(
+                &NewIncident {
+                    title: "Reranker latency above SLO".into(),
+                    description: String::new(),
+                    description_html: String::new(),
+                    severity: Severity::Sev2,
+                    service_ids: vec![],
+                    commander_id: None,
+                },
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        let entries = |store: &Store| {
+            let sql = format!(
+                "SELECT COUNT(*) FROM timeline WHERE incident_id = {}",
+                incident.id
+            );
+            let store = store.clone();
+            async move { count(&store, &sql).await }
+        };
+        let entries_before = entries(&store).await;
+        let now = clock.now();
+        store
+            .enqueue_job(&NewJob {
+                kind: "test_step",
+                payload: serde_json::json!({}),
+                run_at: now,
+                dedup_key: None,
+            })
+            .await
+            .unwrap();
+        let late = claim_one(&store, "late").await;
+        clock.set(now + TimeDelta::minutes(2));
+        let owner = claim_one(&store, "owner").await;
+        assert_eq!(late.id, owner.id, "{backend:?}: the job was taken over");
+
+        let step = Step {
+            incident_id: incident.id,
+            incident_number: Some(incident.number),
+            notifications: vec![NewNotification {
+                idempotency_key: "page:lease-test".into(),
+                incident_id: Some(incident.id),
+                user_id: None,
+                contact_method_id: None,
+                purpose: "page",
+                channel: "email".into(),
+                address: "ana@example.com".into(),
+                subject: "[SEV2] Reranker latency above SLO".into(),
+                level: Some(0),
+                repeat_no: Some(0),
+                due_at: clock.now(),
+            }],
+            jobs: vec![NewJob {
+                kind: "test_next_level",
+                payload: serde_json::json!({}),
+                run_at: clock.now() + TimeDelta::minutes(5),
+                dedup_key: Some("lease-test-next".into()),
+            }],
+            timeline: vec![("escalation", "Escalation level 1: paging Ana.".into())],
+            action_tokens: vec![NewActionToken {
+                token_hash: "lease-test-token".into(),
+                action: "acknowledge",
+                user_id: None,
+                expires_at: clock.now() + TimeDelta::hours(24),
+            }],
+            ..Step::default()
+        };
+        // The late worker's step is refused whole.
+        assert!(
+            store
+                .apply_step_claiming(late.id, "late", &step, Some(TimeDelta::minutes(1)))
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend:?}: the late worker's step is refused"
+        );
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM notifications").await, 0);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM action_tokens").await, 0);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM jobs WHERE kind IN ('deliver', 'test_next_level')"
+            )
+            .await,
+            0,
+            "{backend:?}"
+        );
+        assert_eq!(entries(&store).await, entries_before, "{backend:?}");
+
+        // The owner's step is kept whole, its page's delivery leased to it.
+        let claimed = store
+            .apply_step_claiming(owner.id, "owner", &step, Some(TimeDelta::minutes(1)))
+            .await
+            .unwrap()
+            .expect("the owner holds the lease");
+        assert_eq!(
+            claimed.len(),
+            1,
+            "{backend:?}: the page's delivery is leased"
+        );
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM notifications").await, 1);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM action_tokens").await, 1);
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM jobs WHERE kind IN ('deliver', 'test_next_level') AND finished_at IS NULL"
+            )
+            .await,
+            2,
+            "{backend:?}"
+        );
+        assert_eq!(entries(&store).await, entries_before + 1, "{backend:?}");
+        assert!(
+            store
+                .claim_jobs("someone-else", TimeDelta::minutes(1), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend:?}: nobody else takes the leased delivery; the next level is not due"
+        );
+
+        // The delivery, taken over in turn: the late worker's record is refused.
+        let deliver_late = claimed[0].job_id;
+        clock.set(clock.now() + TimeDelta::minutes(2));
+        let deliver_owner = claim_one(&store, "owner").await;
+        assert_eq!(deliver_owner.id, deliver_late, "{backend:?}");
+        let pending = store
+            .notification(claimed[0].notification_id)
+            .await
+            .unwrap();
+        let known = Known {
+            incident_number: Some(incident.number),
+            user_time_zone: None,
+        };
+        let recorded = |worker: &'static str, job: i64| {
+            let (store, pending, known) = (store.clone(), pending.clone(), known.clone());
+            async move {
+                store
+                    .finish_delivery_known(
+                        job,
+                        worker,
+                        &pending,
+                        &Delivery::Sent,
+                        Some(("notification", "Paged by email.".into())),
+                        &known,
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(!recorded("late", deliver_late).await, "{backend:?}");
+        let still = store.notification(pending.id).await.unwrap();
+        assert_eq!(still.state, "pending", "{backend:?}");
+        assert_eq!(still.attempts, 0, "{backend:?}");
+        assert_eq!(entries(&store).await, entries_before + 1, "{backend:?}");
+
+        assert!(recorded("owner", deliver_owner.id).await, "{backend:?}");
+        let sent = store.notification(pending.id).await.unwrap();
+        assert_eq!(sent.state, "sent", "{backend:?}");
+        assert_eq!(sent.attempts, 1, "{backend:?}");
+        assert_eq!(sent.sent_at, Some(clock.now()), "{backend:?}");
+        assert_eq!(entries(&store).await, entries_before + 2, "{backend:?}");
+        assert_eq!(
+            count(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM jobs WHERE id = {} AND finished_at IS NOT NULL",
+                    deliver_owner.id
+                )
+            )
+            .await,
+            1,
+            "{backend:?}: the delivery's job is finished"
+        );
+        // Recording it again (a retry of the same job) changes nothing.
+        assert!(!recorded("owner", deliver_owner.id).await, "{backend:?}");
+        assert_eq!(entries(&store).await, entries_before + 2, "{backend:?}");
+    }
+}
