@@ -620,6 +620,14 @@ async fn a_burst_of_concurrent_events_is_stored_exactly() {
             .items;
         assert_eq!(alerts.len(), 40, "{backend:?}");
         assert!(alerts.iter().all(|a| a.count == 3), "{backend:?}");
+        for alert in &alerts {
+            let events = app.store.alert_events(alert.id, 10).await.unwrap();
+            assert_eq!(
+                events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+                ["trigger"; 3],
+                "{backend:?}: each event stored once with its alert"
+            );
+        }
         let mut incidents: Vec<_> = alerts.iter().map(|a| a.incident_number).collect();
         incidents.sort();
         incidents.dedup();

@@ -334,6 +334,14 @@ impl Store {
         events: &[Incoming],
     ) -> Result<Vec<Outcome>> {
         let now = self.now();
+        // PostgreSQL, one trigger: most are repeats of an open alert, which one statement
+        // updates (with its event) and commits on its own; only a new key needs the rest.
+        if let (crate::Db::Postgres(pool, _), [e]) = (self.db(), events)
+            && e.action == "trigger"
+            && let Some(outcome) = update_open_alert(pool, integration, e, now).await?
+        {
+            return Ok(vec![outcome]);
+        }
         let mut tx = self.db().begin().await?;
         let outcomes = ingest_in(&mut tx, integration, events, now).await?;
         tx.commit().await?;
@@ -490,6 +498,42 @@ struct Found {
     same_key_incident: Option<i64>,
 }
 
+/// A trigger for a key with an open alert, on PostgreSQL: the alert updated and the event
+/// stored in one statement that commits on its own. `None` (nothing changed) when the key has
+/// no open alert. Under concurrent changes to the alert, PostgreSQL re-checks the open status
+/// on the alert's latest version, so a trigger racing a resolution opens a new alert instead.
+async fn update_open_alert(
+    pool: &sqlx::PgPool,
+    integration: &Integration,
+    e: &Incoming,
+    now: DateTime<Utc>,
+) -> Result<Option<Outcome>> {
+    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "WITH a AS (
+           UPDATE alerts SET count = count + 1, last_seen_at = $3, payload = $4,
+             summary = COALESCE($5, summary), severity = COALESCE($6, severity), source = COALESCE($7, source)
+           WHERE integration_id = $1 AND dedup_key = $2 AND status <> 'resolved'
+           RETURNING id, incident_id),
+         e AS (INSERT INTO alert_events (alert_id, at, action, payload) SELECT id, $3, 'trigger', $4 FROM a)
+         SELECT a.id, i.number FROM a LEFT JOIN incidents i ON i.id = a.incident_id",
+    )
+    .bind(integration.id)
+    .bind(&e.dedup_key)
+    .bind(now)
+    .bind(&e.payload)
+    .bind(e.summary.as_deref())
+    .bind(e.severity)
+    .bind(e.source.as_deref())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(alert_id, number)| Outcome {
+        dedup_key: e.dedup_key.clone(),
+        alert_id: Some(alert_id),
+        incident_number: number,
+        effect: "updated",
+    }))
+}
+
 /// One request's events, in order, inside the caller's transaction.
 async fn ingest_in(
     tx: &mut Tx,
@@ -533,6 +577,8 @@ async fn ingest_in(
             )
         });
         let mut batch = Batch::default();
+        let postgres = matches!(tx, Tx::Postgres(_));
+        let mut event_stored = false;
         let outcome = match (e.action, open) {
             ("trigger", Some((alert_id, _, _))) => {
                 // Sent together with the event row below (one round trip on SQLite).
@@ -619,9 +665,17 @@ async fn ingest_in(
                         (incident.id, Some(incident.number))
                     }
                 };
-                let (alert_id,): (i64,) = tx!(tx, c => sqlx::query_as(
+                // On PostgreSQL the alert's first event goes in the same statement.
+                let (alert_id,): (i64,) = tx!(tx, c => sqlx::query_as(if postgres {
+                    "WITH a AS (
+                       INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
+                       VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id),
+                     e AS (INSERT INTO alert_events (alert_id, at, action, payload) SELECT id, $9, 'trigger', $8 FROM a)
+                     SELECT id FROM a"
+                } else {
                     "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
-                     VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id")
+                     VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id"
+                })
                     .bind(integration.id)
                     .bind(integration.service_id)
                     .bind(&e.dedup_key)
@@ -633,6 +687,7 @@ async fn ingest_in(
                     .bind(now)
                     .fetch_one(c)
                     .await)?;
+                event_stored = postgres;
                 (Some(alert_id), number, "opened")
             }
             ("acknowledge", Some((alert_id, _, status))) => {
@@ -689,7 +744,7 @@ async fn ingest_in(
             }
             (_, _) => (None, None, "ignored"),
         };
-        if let Some(alert_id) = outcome.0 {
+        if let Some(alert_id) = outcome.0.filter(|_| !event_stored) {
             batch.push(
                 "INSERT INTO alert_events (alert_id, at, action, payload) VALUES ($1, $2, $3, $4)",
                 vec![
