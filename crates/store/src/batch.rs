@@ -128,10 +128,9 @@ impl Batch {
 }
 
 impl Batch {
-    /// Runs `guard` (an `UPDATE` or `DELETE` without `RETURNING`) and, when it changed a row,
-    /// the batch; returns whether it did. On PostgreSQL all of it is one statement, so the
-    /// batch's statements run even when the guard changed nothing: the caller must then roll
-    /// the transaction back, as it must after a `false` on SQLite.
+    /// Runs the batch and `guard` (an `UPDATE` or `DELETE` without `RETURNING`), in one round
+    /// trip, and returns whether the guard changed a row. The batch's statements run either
+    /// way: after a `false` the caller must roll the transaction back.
     pub(crate) async fn run_guarded(
         self,
         tx: &mut Tx,
@@ -140,15 +139,24 @@ impl Batch {
     ) -> Result<bool> {
         match tx {
             Tx::Sqlite(t) => {
-                let changed = bind_all!(sqlx::query(guard), &guard_args)
-                    .execute(&mut **t)
-                    .await?
-                    .rows_affected();
-                if changed == 0 {
-                    return Ok(false);
+                // One multi-statement string, the guard last: its `RETURNING` row is the only
+                // row the string yields.
+                let mut sql = String::new();
+                let mut args = Vec::new();
+                let guard = format!("{guard} RETURNING 1");
+                for (statement, mut own) in self
+                    .statements
+                    .into_iter()
+                    .chain(std::iter::once((guard, guard_args)))
+                {
+                    renumber(&statement, args.len(), &mut sql);
+                    sql.push_str(";\n");
+                    args.append(&mut own);
                 }
-                self.run(tx).await?;
-                Ok(true)
+                let rows = bind_all!(sqlx::query(&sql), &args)
+                    .fetch_all(&mut **t)
+                    .await?;
+                Ok(!rows.is_empty())
             }
             Tx::Postgres(t) => {
                 let mut statements = vec![(format!("{guard} RETURNING 1"), guard_args)];

@@ -12,7 +12,7 @@ use crate::alerts::incident_number;
 use crate::audit::Audit;
 use crate::batch::Batch;
 use crate::incidents::NewEntry;
-use crate::jobs::{NewJob, enqueue, finish};
+use crate::jobs::{NewJob, enqueue};
 use crate::{Result, Store, Tx, read, tx};
 
 /// The actor the engine writes timeline entries as.
@@ -703,9 +703,8 @@ impl Store {
                 .await;
         }
         let mut tx = self.db().begin().await?;
-        if !finish(&mut tx, job_id, worker, now).await? {
-            return Ok(false);
-        }
+        // The job is marked finished last, with the batch (one round trip); if its lease was
+        // lost meanwhile, nothing of this transaction is kept.
         let (state, error, sent_at) = match outcome {
             Delivery::Sent => ("sent", None, Some(now)),
             Delivery::Failed(e) => ("failed", Some(e.as_str()), None),
@@ -795,7 +794,10 @@ impl Store {
                 }
             }
         }
-        batch.run(&mut tx).await?;
+        let (finish_sql, finish_args) = crate::jobs::finish_statement(job_id, worker, now);
+        if !batch.run_guarded(&mut tx, finish_sql, finish_args).await? {
+            return Ok(false);
+        }
         tx.commit().await?;
         if let Some((user_id, sent_at)) = classify_after
             && let Err(e) = crate::oncall_load::classify_sent_page(

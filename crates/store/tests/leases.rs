@@ -225,8 +225,27 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
             1,
             "{backend:?}: the delivery's job is finished"
         );
-        // Recording it again (a retry of the same job) changes nothing.
+        // Recording it again (a retry of the same job) changes nothing, whether or not the
+        // caller knows the incident's number (on PostgreSQL, a transaction of its own then).
         assert!(!recorded("owner", deliver_owner.id).await, "{backend:?}");
+        assert!(
+            !store
+                .finish_delivery(
+                    deliver_owner.id,
+                    "owner",
+                    &pending,
+                    &Delivery::Failed("late".into()),
+                    Some(("notification", "Paging by email failed.".into())),
+                )
+                .await
+                .unwrap(),
+            "{backend:?}"
+        );
         assert_eq!(entries(&store).await, entries_before + 2, "{backend:?}");
+        assert_eq!(
+            store.notification(pending.id).await.unwrap().state,
+            "sent",
+            "{backend:?}"
+        );
     }
 }
