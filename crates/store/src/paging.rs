@@ -313,6 +313,8 @@ pub enum Delivery {
 impl Store {
     /// The escalation context of an incident, or `None` when it no longer exists.
     pub async fn escalation_context(&self, incident_id: i64) -> Result<Option<EscalationContext>> {
+        // One read: a row per service of the incident (one with no service when it has none),
+        // each carrying the incident and the policy of its first service that has one.
         #[derive(sqlx::FromRow)]
         struct Row {
             number: i64,
@@ -323,39 +325,75 @@ impl Store {
             status: IncidentStatus,
             triggered_at: DateTime<Utc>,
             epoch: Option<i64>,
+            service_id: Option<i64>,
+            service_name: Option<String>,
+            response_targets: Option<String>,
+            policy_id: Option<i64>,
+            policy_name: Option<String>,
+            policy_repeat: Option<i64>,
+            policy_levels: Option<String>,
+            low_severity_any_time: Option<bool>,
         }
-        let row: Option<Row> = read!(self.db(), c => sqlx::query_as(
-            "SELECT i.number, i.title, i.severity, i.status, i.triggered_at, e.epoch
-             FROM incidents i LEFT JOIN incident_escalations e ON e.incident_id = i.id WHERE i.id = $1")
-            .bind(incident_id)
-            .fetch_optional(c)
-            .await)?;
-        let Some(row) = row else { return Ok(None) };
-        let services: Vec<(i64, String, String, Option<i64>)> = read!(self.db(), c => sqlx::query_as(
-            "SELECT s.id, s.name, s.response_targets, s.escalation_policy_id
-             FROM incident_services x JOIN services s ON s.id = x.service_id WHERE x.incident_id = $1 ORDER BY s.id")
+        let rows: Vec<Row> = read!(self.db(), c => sqlx::query_as(
+            "SELECT i.number, i.title, i.severity, i.status, i.triggered_at, e.epoch,
+                    s.id AS service_id, s.name AS service_name, s.response_targets,
+                    p.id AS policy_id, p.name AS policy_name, p.repeat AS policy_repeat,
+                    p.levels AS policy_levels, p.low_severity_any_time
+             FROM incidents i
+             LEFT JOIN incident_escalations e ON e.incident_id = i.id
+             LEFT JOIN incident_services x ON x.incident_id = i.id
+             LEFT JOIN services s ON s.id = x.service_id
+             LEFT JOIN escalation_policies p ON p.id = (
+               SELECT s2.escalation_policy_id FROM incident_services x2 JOIN services s2 ON s2.id = x2.service_id
+               WHERE x2.incident_id = i.id AND s2.escalation_policy_id IS NOT NULL
+               ORDER BY s2.id LIMIT 1)
+             WHERE i.id = $1 ORDER BY s.id")
             .bind(incident_id)
             .fetch_all(c)
             .await)?;
-        let policy_id = services.iter().find_map(|s| s.3);
-        let policy = match policy_id {
-            None => None,
-            Some(pid) => read!(self.db(), c => sqlx::query_as(
-                "SELECT id, name, repeat, levels, low_severity_any_time FROM escalation_policies WHERE id = $1")
-                .bind(pid)
-                .fetch_optional(c)
-                .await)?,
+        let Some(first) = rows.first() else {
+            return Ok(None);
         };
+        let policy = match (
+            first.policy_id,
+            &first.policy_name,
+            first.policy_repeat,
+            &first.policy_levels,
+            first.low_severity_any_time,
+        ) {
+            (Some(id), Some(name), Some(repeat), Some(levels), Some(low_severity_any_time)) => {
+                Some(PolicyRow {
+                    id,
+                    name: name.clone(),
+                    repeat,
+                    levels: levels.clone(),
+                    low_severity_any_time,
+                })
+            }
+            _ => None,
+        };
+        let services = rows
+            .iter()
+            .filter_map(
+                |r| match (r.service_id, &r.service_name, &r.response_targets) {
+                    (Some(id), Some(name), Some(targets)) => {
+                        Some((id, name.clone(), targets.clone()))
+                    }
+                    _ => None,
+                },
+            )
+            .collect();
+        let first = rows.into_iter().next().expect("checked above");
         Ok(Some(EscalationContext {
             incident_id,
-            number: row.number,
-            title: row.title,
-            severity: row.severity,
-            status: row.status,
-            triggered_at: row.triggered_at,
-            epoch: row.epoch.unwrap_or(0),
+            number: first.number,
+            title: first.title,
+            severity: first.severity,
+            status: first.status,
+            triggered_at: first.triggered_at,
+            epoch: first.epoch.unwrap_or(0),
             policy,
-            services: services.into_iter().map(|s| (s.0, s.1, s.2)).collect(),
+            services,
         }))
     }
 

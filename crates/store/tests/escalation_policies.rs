@@ -280,3 +280,100 @@ async fn policies_are_created_read_updated_with_versions_and_deleted() {
         assert!(update.before.is_some() && update.after.is_some());
     }
 }
+
+/// What the engine reads for an escalation step, in one query: the incident, its services in
+/// id order, and the policy of the first of them that has one.
+#[tokio::test]
+async fn the_escalation_context_has_the_first_policy_among_the_services() {
+    for backend in backends() {
+        let s = setup(backend).await;
+        let audit = Audit::cli();
+        let policy = s
+            .store
+            .create_policy(&fields(&s, "Vector DB"), &audit)
+            .await
+            .unwrap();
+        let service = |name: &str, policy: Option<i64>| ServiceFields {
+            name: name.into(),
+            description: String::new(),
+            kind: ServiceKind::LlmInference,
+            workload_class: WorkloadClass::RealTime,
+            team_id: Some(s.team_id),
+            escalation_policy_id: policy,
+            response_targets: ResponseTargets(BTreeMap::new()),
+            grouping_window_minutes: 0,
+            auto_resolve: true,
+            severity_map: Default::default(),
+        };
+        let without = s
+            .store
+            .create_service(&service("embeddings", None), &audit)
+            .await
+            .unwrap();
+        let with = s
+            .store
+            .create_service(&service("vector-db", Some(policy.id)), &audit)
+            .await
+            .unwrap();
+        let declare = |services: Vec<i64>| {
+            let store = s.store.clone();
+            async move {
+                store
+                    .declare_incident(
+                        &heliograph_store::incidents::NewIncident {
+                            title: "Recall dropped after reindex".into(),
+                            description: String::new(),
+                            description_html: String::new(),
+                            severity: Severity::Sev2,
+                            service_ids: services,
+                            commander_id: None,
+                        },
+                        &Audit::cli(),
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        let both = declare(vec![with.id, without.id]).await;
+        let ctx = s
+            .store
+            .escalation_context(both.id)
+            .await
+            .unwrap()
+            .expect("the incident exists");
+        assert_eq!(ctx.number, both.number, "{backend:?}");
+        assert_eq!(ctx.title, "Recall dropped after reindex");
+        assert_eq!(ctx.severity, Severity::Sev2);
+        assert_eq!(ctx.epoch, 1, "{backend:?}");
+        assert_eq!(
+            ctx.services
+                .iter()
+                .map(|(id, name, _)| (*id, name.as_str()))
+                .collect::<Vec<_>>(),
+            [(without.id, "embeddings"), (with.id, "vector-db")],
+            "{backend:?}: every service, in id order"
+        );
+        let found = ctx.policy.expect("the second service's policy");
+        assert_eq!((found.id, found.name.as_str()), (policy.id, "Vector DB"));
+        assert_eq!(found.repeat, 2);
+        assert!(!found.low_severity_any_time);
+
+        let none = declare(vec![without.id]).await;
+        let ctx = s.store.escalation_context(none.id).await.unwrap().unwrap();
+        assert!(ctx.policy.is_none(), "{backend:?}");
+        assert_eq!(ctx.services.len(), 1);
+        let alone = declare(vec![]).await;
+        let ctx = s.store.escalation_context(alone.id).await.unwrap().unwrap();
+        assert!(
+            ctx.policy.is_none() && ctx.services.is_empty(),
+            "{backend:?}"
+        );
+        assert!(
+            s.store
+                .escalation_context(alone.id + 1000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
