@@ -301,36 +301,24 @@ pub(crate) async fn declare_in_with(
     }
     // PostgreSQL numbers from a sequence, inside the insert (no row lock held to commit, no
     // round trip of its own); SQLite has one writer and a counter row.
-    let incident: Incident = match tx {
-        Tx::Postgres(t) => {
-            sqlx::query_as(concat!(
-                "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
-                 VALUES (nextval('incident_numbers'), $1, $2, $3, 'triggered', $4, $5, $6, $6, $7) RETURNING ", incident_columns!()))
-            .bind(&new.title)
-            .bind(&new.description)
-            .bind(new.severity.as_str())
-            .bind(new.commander_id)
-            .bind(audit.actor_user_id)
-            .bind(now)
-            .bind(&new.description_html)
-            .fetch_one(&mut **t)
-            .await?
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query_as(concat!(
-                "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
-                 VALUES ((SELECT value FROM counters WHERE name = 'incident_number') + 1, $1, $2, $3, 'triggered', $4, $5, $6, $6, $7) RETURNING ", incident_columns!()))
-            .bind(&new.title)
-            .bind(&new.description)
-            .bind(new.severity.as_str())
-            .bind(new.commander_id)
-            .bind(audit.actor_user_id)
-            .bind(now)
-            .bind(&new.description_html)
-            .fetch_one(&mut **t)
-            .await?
-        }
+    let sql = match tx {
+        Tx::Postgres(_) => concat!(
+            "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
+             VALUES (nextval('incident_numbers'), $1, $2, $3, 'triggered', $4, $5, $6, $6, $7) RETURNING ", incident_columns!()),
+        Tx::Sqlite(_) => concat!(
+            "INSERT INTO incidents (number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
+             VALUES ((SELECT value FROM counters WHERE name = 'incident_number') + 1, $1, $2, $3, 'triggered', $4, $5, $6, $6, $7) RETURNING ", incident_columns!()),
     };
+    let incident: Incident = tx!(tx, c => sqlx::query_as(sql)
+        .bind(&new.title)
+        .bind(&new.description)
+        .bind(new.severity.as_str())
+        .bind(new.commander_id)
+        .bind(audit.actor_user_id)
+        .bind(now)
+        .bind(&new.description_html)
+        .fetch_one(c)
+        .await)?;
     let number = incident.number;
     let mut batch = crate::batch::Batch::default();
     if let Tx::Sqlite(_) = tx {

@@ -837,20 +837,34 @@ impl Store {
             return Ok(false);
         }
         tx.commit().await?;
-        if let Some((user_id, sent_at)) = classify_after
-            && let Err(e) = crate::oncall_load::classify_sent_page(
-                self,
-                notification.id,
-                user_id,
-                sent_at,
-                known.user_time_zone.as_deref(),
-            )
-            .await
-        {
-            // The page is sent and recorded; the engine classifies it when it next starts.
-            tracing::warn!(error = %e, notification = notification.id, "classifying a sent page failed");
+        if let Some((user_id, sent_at)) = classify_after {
+            self.classify_after_commit(notification.id, user_id, sent_at, known)
+                .await;
         }
         Ok(true)
+    }
+
+    /// Classifies a page sent and recorded (PostgreSQL; see
+    /// `oncall_load::classify_sent_page`). A failure is logged: the engine classifies the page
+    /// when it next starts.
+    async fn classify_after_commit(
+        &self,
+        notification_id: i64,
+        user_id: i64,
+        sent_at: DateTime<Utc>,
+        known: &Known,
+    ) {
+        if let Err(e) = crate::oncall_load::classify_sent_page(
+            self,
+            notification_id,
+            user_id,
+            sent_at,
+            known.user_time_zone.as_deref(),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, notification = notification_id, "classifying a sent page failed");
+        }
     }
 
     /// [`Store::finish_delivery_known`] on PostgreSQL for a page or notice: the job, the
@@ -920,17 +934,9 @@ impl Store {
         if notification.purpose == "page"
             && notification.state == "pending"
             && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
-            && let Err(e) = crate::oncall_load::classify_sent_page(
-                self,
-                notification.id,
-                user_id,
-                sent_at,
-                known.user_time_zone.as_deref(),
-            )
-            .await
         {
-            // The page is sent and recorded; the engine classifies it when it next starts.
-            tracing::warn!(error = %e, notification = notification.id, "classifying a sent page failed");
+            self.classify_after_commit(notification.id, user_id, sent_at, known)
+                .await;
         }
         Ok(true)
     }
