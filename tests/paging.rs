@@ -305,6 +305,13 @@ async fn a_page_arrives_by_email_and_its_link_acknowledges_once() {
             page.contains("notification-sent") && page.contains("ana@example.com"),
             "{page}"
         );
+        // The level goes with the channel, and the time keeps its date and its clock time
+        // each on one line, so the table fits its column without scrolling sideways.
+        assert!(
+            page.contains("email <span class=\"small muted nowrap\">· level 1</span>"),
+            "{page}"
+        );
+        assert!(page.contains("<td><span class=\"nowrap\">20"), "{page}");
         app.stop().await;
     }
 }
