@@ -310,6 +310,35 @@ pub enum Delivery {
     Cancelled(String),
 }
 
+/// The insert of a [`NewNotification`] (parameters `$1`…`$12`, see `bind_notification`),
+/// returning its id, or nothing when its idempotency key is already recorded.
+macro_rules! insert_notification {
+    () => {
+        "INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+    };
+}
+
+/// Binds `$1`…`$12` of `insert_notification` for `n`, created at `now`.
+macro_rules! bind_notification {
+    ($query:expr, $n:expr, $now:expr) => {
+        $query
+            .bind(&$n.idempotency_key)
+            .bind($n.incident_id)
+            .bind($n.user_id)
+            .bind($n.contact_method_id)
+            .bind($n.purpose)
+            .bind(&$n.channel)
+            .bind(&$n.address)
+            .bind(&$n.subject)
+            .bind($n.level)
+            .bind($n.repeat_no)
+            .bind($now)
+            .bind($n.due_at)
+    };
+}
+
 impl Store {
     /// The escalation context of an incident, or `None` when it no longer exists.
     pub async fn escalation_context(&self, incident_id: i64) -> Result<Option<EscalationContext>> {
@@ -496,28 +525,13 @@ impl Store {
                     Some(lease) => (Some(worker), Some(now + lease), 1i64),
                     None => (None, None, 0),
                 };
-                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-                    "WITH n AS (
-                       INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
-                       ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),
+                let row: Option<(i64, Option<i64>)> = bind_notification!(sqlx::query_as(concat!(
+                    "WITH n AS (", insert_notification!(), "),
                      j AS (
                        INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
                        SELECT 'deliver', '{\"notification_id\":' || n.id || '}', $12, 'deliver:' || n.id, $11, $13, $14, $15 FROM n
                        ON CONFLICT (dedup_key) DO NOTHING RETURNING id)
-                     SELECT n.id, (SELECT id FROM j) FROM n")
-                    .bind(&n.idempotency_key)
-                    .bind(n.incident_id)
-                    .bind(n.user_id)
-                    .bind(n.contact_method_id)
-                    .bind(n.purpose)
-                    .bind(&n.channel)
-                    .bind(&n.address)
-                    .bind(&n.subject)
-                    .bind(n.level)
-                    .bind(n.repeat_no)
-                    .bind(now)
-                    .bind(n.due_at)
+                     SELECT n.id, (SELECT id FROM j) FROM n")), n, now)
                     .bind(locked_by)
                     .bind(locked_until)
                     .bind(attempts)
@@ -532,22 +546,7 @@ impl Store {
                 }
                 continue;
             }
-            let id: Option<(i64,)> = tx!(&mut tx, c => sqlx::query_as(
-                "INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id")
-                .bind(&n.idempotency_key)
-                .bind(n.incident_id)
-                .bind(n.user_id)
-                .bind(n.contact_method_id)
-                .bind(n.purpose)
-                .bind(&n.channel)
-                .bind(&n.address)
-                .bind(&n.subject)
-                .bind(n.level)
-                .bind(n.repeat_no)
-                .bind(now)
-                .bind(n.due_at)
+            let id: Option<(i64,)> = tx!(&mut tx, c => bind_notification!(sqlx::query_as(insert_notification!()), n, now)
                 .fetch_optional(c)
                 .await)?;
             let Some((id,)) = id else { continue };
