@@ -418,7 +418,8 @@ async fn the_incident_api() {
         let app = TestApp::spawn(backend).await;
         app.user("m@example.com", Role::Manager, "m's long password!")
             .await;
-        app.user("v@example.com", Role::Viewer, "v's long password!")
+        let v = app
+            .user("v@example.com", Role::Viewer, "v's long password!")
             .await;
         let token = app.token_for("m@example.com").await;
         let viewer = app.token_for("v@example.com").await;
@@ -489,6 +490,16 @@ async fn the_incident_api() {
         assert_eq!(created["service_id"], sid);
         assert_eq!(created["commander"]["name"], "m");
         assert!(created["acknowledged_at"].is_null());
+        let get = |n: i64| {
+            api.get(app.url(&format!("/api/v1/incidents/{n}")))
+                .bearer_auth(&token)
+                .send()
+        };
+        let read: Value = get(1).await.unwrap().json().await.unwrap();
+        assert_eq!(
+            created, read,
+            "{backend:?}: the 201 body is the incident as stored"
+        );
         let acked: Value = api
             .post(app.url("/api/v1/incidents/1/acknowledge"))
             .bearer_auth(&token)
@@ -584,6 +595,33 @@ async fn the_incident_api() {
                 .status(),
             StatusCode::NOT_FOUND
         );
+        // Two services (listed by name, as an incident lists them, once each) and another
+        // commander: the answer is still the incident as stored.
+        let second_service: Value = api
+            .post(app.url("/api/v1/services"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "a-embedder", "kind": "vector-db", "workload_class": "batch"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sid2 = second_service["id"].as_i64().unwrap();
+        let created2: Value = api
+            .post(app.url("/api/v1/incidents"))
+            .bearer_auth(&token)
+            .json(&json!({"title": "embeddings stale", "severity": "SEV3", "service_ids": [sid, sid2, sid], "commander_id": v.id}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(created2["service_ids"], json!([sid2, sid]), "{backend:?}");
+        assert_eq!(created2["commander"]["name"], "v", "{backend:?}");
+        let read2: Value = get(3).await.unwrap().json().await.unwrap();
+        assert_eq!(created2, read2, "{backend:?}");
         app.stop().await;
     }
 }

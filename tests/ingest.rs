@@ -525,25 +525,26 @@ async fn a_batch_stores_its_good_requests_and_rolls_back_a_failing_one_alone() {
         let svc = service(&app.store).await;
         let (id, _) = integration(&app.store, svc, "events_v2", None).await;
         let good = app.store.integration(id).await.unwrap();
-        // An integration that does not exist, on the real service: its request opens an
-        // incident (incident, services, timeline, escalation, job and audit rows) and then
-        // fails on the alert's foreign key, so its savepoint must undo what it wrote.
-        let mut broken = good.clone();
-        broken.id = 999_999;
-        let event = |key: &str| Incoming {
+        // A severity the alerts table refuses (the parser never lets one through): the
+        // request opens an incident (incident, services, timeline, escalation, job and audit
+        // rows) and then fails on the alert's check, so its savepoint must undo what it wrote.
+        let event = |key: &str, severity: &'static str| Incoming {
             action: "trigger",
             dedup_key: key.into(),
             summary: Some(format!("{key} is failing")),
             source: Some("test".into()),
-            severity: Some("error"),
+            severity: Some(severity),
             payload: "{}".into(),
         };
         let results = app
             .store
             .ingest_batch(&[
-                (good.clone(), vec![event("first"), event("first")]),
-                (broken, vec![event("lost")]),
-                (good.clone(), vec![event("third")]),
+                (
+                    good.clone(),
+                    vec![event("first", "error"), event("first", "error")],
+                ),
+                (good.clone(), vec![event("lost", "bogus")]),
+                (good.clone(), vec![event("third", "error")]),
             ])
             .await
             .unwrap();
@@ -582,6 +583,88 @@ async fn a_batch_stores_its_good_requests_and_rolls_back_a_failing_one_alone() {
             2,
             "{backend:?}: the failed request's incident was rolled back"
         );
+        app.stop().await;
+    }
+}
+
+/// A replica reuses the integration it looked a key up by (for a few seconds), but a key
+/// that another replica rotated, or whose integration it deleted, stops working at once:
+/// the event is refused as from an unknown key and nothing is stored.
+#[tokio::test]
+async fn a_key_rotated_or_deleted_by_another_replica_stops_working_at_once() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let other = Store::new(
+            heliograph_store::Db::connect(&app.db.url)
+                .await
+                .expect("a second replica"),
+        );
+        let svc = service(&app.store).await;
+        let (events_v2, key) = integration(&app.store, svc, "events_v2", None).await;
+        let (generic, generic_key) = integration(&app.store, svc, "generic", None).await;
+        let trigger = |key: &str, dedup: &str| {
+            let mut t = fixture("pagerduty_trigger_docs.json");
+            t["routing_key"] = json!(key);
+            t["dedup_key"] = json!(dedup);
+            t
+        };
+        let generic_path = format!("/integrations/{generic_key}/generic");
+        let generic_event = json!({"summary": "Feature store lag", "dedup_key": "lag"});
+        // Both keys work, so this replica has looked them up.
+        assert_eq!(
+            post(&app, "/v2/enqueue", &trigger(&key, "first")).await.0,
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            post(&app, &generic_path, &generic_event).await.0,
+            StatusCode::ACCEPTED
+        );
+        // The other replica rotates the first key and deletes the generic integration.
+        let new_key = new_integration_key();
+        other
+            .rotate_integration_key(
+                events_v2,
+                &hash_secret(&new_key),
+                &new_key[..8],
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        other
+            .delete_integration(generic, &Audit::cli())
+            .await
+            .unwrap();
+        // The old key is refused for an open alert's key and for a new one.
+        for dedup in ["first", "second"] {
+            let (status, body) = post(&app, "/v2/enqueue", &trigger(&key, dedup)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{backend:?}: {body}");
+            assert_eq!(body["status"], "invalid event", "{backend:?}: {body}");
+        }
+        let (status, body) = post(&app, &generic_path, &generic_event).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend:?}: {body}");
+        assert_eq!(body["error"]["code"], "unknown_key", "{backend:?}: {body}");
+        // Nothing was stored: the first trigger's alert, seen once (the generic one went with
+        // its integration), and the two incidents the first events opened.
+        let alerts = app
+            .store
+            .alerts(&AlertFilter::default(), 10, None)
+            .await
+            .unwrap()
+            .items;
+        let seen: Vec<_> = alerts
+            .iter()
+            .map(|a| (a.dedup_key.as_str(), a.count))
+            .collect();
+        assert_eq!(seen, [("first", 1)], "{backend:?}");
+        let incidents = app
+            .store
+            .incidents(&Default::default(), 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(incidents.len(), 2, "{backend:?}");
+        // The new key works.
+        let (status, body) = post(&app, "/v2/enqueue", &trigger(&new_key, "first")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{backend:?}: {body}");
         app.stop().await;
     }
 }

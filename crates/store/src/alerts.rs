@@ -12,6 +12,8 @@ use heliograph_domain::Severity;
 use serde::Serialize;
 
 use crate::audit::{Audit, Change, record};
+use std::collections::HashMap;
+
 use crate::batch::Batch;
 use crate::incidents::{DeclareExtras, NewEntry, NewIncident, add_entry, declare_in_with, notify};
 use crate::{Page, Result, Store, Tx, read, tx};
@@ -260,12 +262,24 @@ impl Store {
     }
 
     /// The integration whose key hashes to `key_hash`.
+    ///
+    /// Answers from a cache for up to [`KeyCache::TTL`], so that a busy sender costs no
+    /// lookup per event. A key that was rotated or deleted still stops working at once, on
+    /// every replica: [`Store::ingest`] checks that the integration is as it was looked up
+    /// (same row, same rotation), in the statements that store the events, and stores
+    /// nothing and answers [`crate::StoreError::NotFound`] when it is not.
     pub async fn integration_by_key(&self, key_hash: &str) -> Result<Option<Integration>> {
-        read!(self.db(), c => sqlx::query_as(concat!("SELECT ", integration_columns!(), " FROM integrations WHERE key_hash = $1"))
+        if let Some(found) = self.integrations.get(key_hash) {
+            return Ok(Some(found));
+        }
+        let found: Option<Integration> = read!(self.db(), c => sqlx::query_as(concat!("SELECT ", integration_columns!(), " FROM integrations WHERE key_hash = $1"))
             .bind(key_hash)
             .fetch_optional(c)
-            .await)
-        .map_err(Into::into)
+            .await)?;
+        if let Some(integration) = &found {
+            self.integrations.put(key_hash, integration);
+        }
+        Ok(found)
     }
 
     /// Replaces an integration's key; the old one stops working at once.
@@ -302,6 +316,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.integrations.clear();
         Ok(after)
     }
 
@@ -324,6 +339,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.integrations.clear();
         Ok(())
     }
 
@@ -335,17 +351,28 @@ impl Store {
     ) -> Result<Vec<Outcome>> {
         let now = self.now();
         // PostgreSQL, one trigger: most are repeats of an open alert, which one statement
-        // updates (with its event) and commits on its own; only a new key needs the rest.
-        if let (crate::Db::Postgres(pool, _), [e]) = (self.db(), events)
+        // updates (with its event) and commits on its own; a new key with a new incident
+        // takes one more. Only a key joining an incident needs the transaction.
+        if let (crate::Db::Postgres(pool, announcer), [e]) = (self.db(), events)
             && e.action == "trigger"
-            && let Some(outcome) = update_open_alert(pool, integration, e, now).await?
+            && let Some(outcome) = trigger_postgres(pool, announcer, integration, e, now).await?
         {
             return Ok(vec![outcome]);
         }
         let mut tx = self.db().begin().await?;
-        let outcomes = ingest_in(&mut tx, integration, events, now).await?;
+        let outcomes = ingest_in(&mut tx, integration, events, now)
+            .await
+            .inspect_err(|e| self.forget_stale_key(e))?;
         tx.commit().await?;
         Ok(outcomes)
+    }
+
+    /// After [`ingest_in`] found the integration gone or its key rotated (by another
+    /// replica, or before this one's cache expired): look keys up afresh.
+    fn forget_stale_key(&self, e: &crate::StoreError) {
+        if matches!(e, crate::StoreError::NotFound) {
+            self.integrations.clear();
+        }
     }
 
     /// Applies several senders' requests in one transaction (group commit), each request
@@ -368,6 +395,7 @@ impl Store {
                     results.push(Ok(outcomes));
                 }
                 Err(e) => {
+                    self.forget_stale_key(&e);
                     execute(&mut tx, "ROLLBACK TO SAVEPOINT ingest_request").await?;
                     execute(&mut tx, "RELEASE SAVEPOINT ingest_request").await?;
                     results.push(Err(e));
@@ -482,6 +510,47 @@ impl Store {
     }
 }
 
+/// Integrations recently looked up by key hash (see [`Store::integration_by_key`]). Only
+/// keys that exist are kept, so unknown keys sent at random cannot grow it.
+#[derive(Clone, Default)]
+pub(crate) struct KeyCache {
+    entries: std::sync::Arc<std::sync::Mutex<HashMap<String, (Integration, std::time::Instant)>>>,
+}
+
+impl KeyCache {
+    /// How long a looked-up integration is reused.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+    /// The most keys kept; past it the cache starts again empty.
+    const MAX: usize = 4096;
+
+    fn get(&self, key_hash: &str) -> Option<Integration> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key_hash)
+            .filter(|(_, at)| at.elapsed() < Self::TTL)
+            .map(|(i, _)| i.clone())
+    }
+
+    fn put(&self, key_hash: &str, integration: &Integration) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= Self::MAX {
+            entries.clear();
+        }
+        entries.insert(
+            key_hash.to_owned(),
+            (integration.clone(), std::time::Instant::now()),
+        );
+    }
+
+    /// Forgets every key (after a rotation or deletion, or a failed check).
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
 /// What [`ingest_in`] looks up per event in one statement.
 #[derive(sqlx::FromRow)]
 struct Found {
@@ -498,24 +567,62 @@ struct Found {
     same_key_incident: Option<i64>,
 }
 
-/// A trigger for a key with an open alert, on PostgreSQL: the alert updated and the event
-/// stored in one statement that commits on its own. `None` (nothing changed) when the key has
-/// no open alert. Under concurrent changes to the alert, PostgreSQL re-checks the open status
-/// on the alert's latest version, so a trigger racing a resolution opens a new alert instead.
-async fn update_open_alert(
+/// What [`first_trigger_postgres`] found: the open alert it updated, or, when the key has
+/// none, the service's settings, the incident to join (same key, or grouping window) and,
+/// when there is none to join, the new incident's id and number.
+#[derive(sqlx::FromRow)]
+struct FirstTrigger {
+    alert_id: Option<i64>,
+    number: Option<i64>,
+    name: Option<String>,
+    severity_map: Option<String>,
+    response_targets: Option<String>,
+    escalation_policy_id: Option<i64>,
+    new_id: Option<i64>,
+    new_number: Option<i64>,
+}
+
+/// A trigger on PostgreSQL, in at most two statements that commit on their own. The first
+/// updates the key's open alert and stores the event (most triggers are repeats, and end
+/// here) or, when the key has no open alert, reads what opening one needs. PostgreSQL
+/// re-checks the open status on the alert's latest version, so a trigger racing a
+/// resolution opens a new alert. The second opens the alert with a new incident: the
+/// incident, its declaration's rows, the alert and its event, all or nothing. `None` when the
+/// alert joins an existing incident or the service is gone; the transaction path does those.
+async fn trigger_postgres(
     pool: &sqlx::PgPool,
+    announcer: &crate::Announcer,
     integration: &Integration,
     e: &Incoming,
     now: DateTime<Utc>,
 ) -> Result<Option<Outcome>> {
-    let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "WITH a AS (
+    let found: FirstTrigger = sqlx::query_as(
+        "WITH g AS (SELECT 1 FROM integrations WHERE id = $1 AND rotated_at IS NOT DISTINCT FROM $9),
+         a AS (
            UPDATE alerts SET count = count + 1, last_seen_at = $3, payload = $4,
              summary = COALESCE($5, summary), severity = COALESCE($6, severity), source = COALESCE($7, source)
-           WHERE integration_id = $1 AND dedup_key = $2 AND status <> 'resolved'
+           WHERE integration_id = $1 AND dedup_key = $2 AND status <> 'resolved' AND EXISTS (SELECT 1 FROM g)
            RETURNING id, incident_id),
-         e AS (INSERT INTO alert_events (alert_id, at, action, payload) SELECT id, $3, 'trigger', $4 FROM a)
-         SELECT a.id, i.number FROM a LEFT JOIN incidents i ON i.id = a.incident_id",
+         e AS (INSERT INTO alert_events (alert_id, at, action, payload) SELECT id, $3, 'trigger', $4 FROM a),
+         f AS (
+           SELECT s.name, s.severity_map, s.response_targets, s.escalation_policy_id,
+             COALESCE(
+               (SELECT a2.incident_id FROM alerts a2 JOIN incidents i2 ON i2.id = a2.incident_id
+                 WHERE a2.service_id = s.id AND a2.dedup_key = $2 AND i2.status <> 'resolved'
+                 ORDER BY a2.id DESC LIMIT 1),
+               CASE WHEN s.grouping_window_minutes > 0 THEN
+                 (SELECT i.id FROM incidents i JOIN incident_services x ON x.incident_id = i.id
+                   WHERE x.service_id = s.id AND i.status <> 'resolved'
+                     AND i.triggered_at >= $3 - make_interval(mins => s.grouping_window_minutes::int)
+                   ORDER BY i.triggered_at DESC LIMIT 1) END) AS join_incident
+           FROM services s WHERE s.id = $8 AND EXISTS (SELECT 1 FROM g) AND NOT EXISTS (SELECT 1 FROM a))
+         SELECT a.id AS alert_id, i.number, f.name, f.severity_map, f.response_targets, f.escalation_policy_id,
+           n.new_id, n.new_number
+         FROM (SELECT 1) one
+         LEFT JOIN a ON true LEFT JOIN incidents i ON i.id = a.incident_id
+         LEFT JOIN f ON true
+         LEFT JOIN LATERAL (SELECT nextval('incidents_id_seq') AS new_id, nextval('incident_numbers') AS new_number
+                            WHERE f.name IS NOT NULL AND f.join_incident IS NULL) n ON true",
     )
     .bind(integration.id)
     .bind(&e.dedup_key)
@@ -524,14 +631,109 @@ async fn update_open_alert(
     .bind(e.summary.as_deref())
     .bind(e.severity)
     .bind(e.source.as_deref())
-    .fetch_optional(pool)
+    .bind(integration.service_id)
+    .bind(integration.rotated_at)
+    .fetch_one(pool)
     .await?;
-    Ok(row.map(|(alert_id, number)| Outcome {
+    if let Some(alert_id) = found.alert_id {
+        return Ok(Some(Outcome {
+            dedup_key: e.dedup_key.clone(),
+            alert_id: Some(alert_id),
+            incident_number: found.number,
+            effect: "updated",
+        }));
+    }
+    let (Some(service_name), Some(severity_map), Some(response_targets), Some(id), Some(number)) = (
+        found.name,
+        found.severity_map,
+        found.response_targets,
+        found.new_id,
+        found.new_number,
+    ) else {
+        return Ok(None);
+    };
+    let summary = e.summary.clone().unwrap_or_else(|| e.dedup_key.clone());
+    let severity = e.severity.unwrap_or("error");
+    let alert = (
+        "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
+         VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id"
+            .to_string(),
+        vec![
+            integration.id.into(),
+            integration.service_id.into(),
+            e.dedup_key.as_str().into(),
+            summary.as_str().into(),
+            e.source.as_deref().into(),
+            severity.into(),
+            id.into(),
+            e.payload.as_str().into(),
+            now.into(),
+        ],
+    );
+    let event = (
+        "INSERT INTO alert_events (alert_id, at, action, payload) SELECT id, $1, 'trigger', $2 FROM {prev} RETURNING alert_id"
+            .to_string(),
+        vec![now.into(), e.payload.as_str().into()],
+    );
+    let (_, alert_id) = crate::incidents::declare_postgres(
+        pool,
+        announcer,
+        (id, number),
+        &opened_incident(
+            integration,
+            &service_name,
+            &summary,
+            severity,
+            &severity_map,
+        ),
+        &[(
+            integration.service_id,
+            response_targets,
+            found.escalation_policy_id,
+        )],
+        &system(),
+        now,
+        vec![alert_entry(integration, &summary)],
+        vec![alert, event],
+    )
+    .await?;
+    Ok(Some(Outcome {
         dedup_key: e.dedup_key.clone(),
-        alert_id: Some(alert_id),
-        incident_number: number,
-        effect: "updated",
+        alert_id,
+        incident_number: Some(number),
+        effect: "opened",
     }))
+}
+
+/// The incident a new alert opens.
+fn opened_incident(
+    integration: &Integration,
+    service_name: &str,
+    summary: &str,
+    severity: &str,
+    severity_map: &str,
+) -> NewIncident {
+    NewIncident {
+        title: summary.chars().take(200).collect(),
+        description: format!(
+            "Opened by the {} integration {} of {service_name}.",
+            integration.kind, integration.name
+        ),
+        description_html: String::new(),
+        severity: incident_severity(severity, severity_map),
+        service_ids: vec![integration.service_id],
+        commander_id: None,
+    }
+}
+
+/// The timeline entry of the alert that opened an incident.
+fn alert_entry(integration: &Integration, summary: &str) -> NewEntry<'static> {
+    NewEntry {
+        kind: "alert",
+        body: format!("Alert: {summary} (from {}).", integration.name),
+        body_html: "",
+        phase: None,
+    }
 }
 
 /// One request's events, in order, inside the caller's transaction.
@@ -556,10 +758,12 @@ async fn ingest_in(
              FROM services s
              LEFT JOIN alerts a ON a.integration_id = $1 AND a.dedup_key = $2 AND a.status <> 'resolved'
              LEFT JOIN incidents i ON i.id = a.incident_id
-             WHERE s.id = $3 LIMIT 1")
+             WHERE s.id = $3 AND EXISTS (SELECT 1 FROM integrations g WHERE g.id = $1 AND (g.rotated_at = $4 OR (g.rotated_at IS NULL AND $4 IS NULL)))
+             LIMIT 1")
             .bind(integration.id)
             .bind(&e.dedup_key)
             .bind(integration.service_id)
+            .bind(integration.rotated_at)
             .fetch_optional(c)
             .await)?;
         let Some(found) = found else {
@@ -634,26 +838,17 @@ async fn ingest_in(
                     None => {
                         let incident = declare_in_with(
                             tx,
-                            &NewIncident {
-                                title: summary.chars().take(200).collect(),
-                                description: format!(
-                                    "Opened by the {} integration {} of {service_name}.",
-                                    integration.kind, integration.name
-                                ),
-                                description_html: String::new(),
-                                severity: incident_severity(severity, severity_map),
-                                service_ids: vec![integration.service_id],
-                                commander_id: None,
-                            },
+                            &opened_incident(
+                                integration,
+                                service_name,
+                                &summary,
+                                severity,
+                                severity_map,
+                            ),
                             &system(),
                             now,
                             DeclareExtras {
-                                entries: vec![NewEntry {
-                                    kind: "alert",
-                                    body: format!("Alert: {summary} (from {}).", integration.name),
-                                    body_html: "",
-                                    phase: None,
-                                }],
+                                entries: vec![alert_entry(integration, &summary)],
                                 services: Some(vec![(
                                     integration.service_id,
                                     found.response_targets.clone(),

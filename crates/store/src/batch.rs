@@ -176,6 +176,30 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// PostgreSQL, outside a transaction: the batch's statements as `WITH` clauses of `main`
+    /// (or of `SELECT NULL`), one statement that commits on its own, so all of it or none is
+    /// written. `main` may name the clause of the batch's last statement `{prev}`; its first
+    /// column (an `i64`) of its first row, if any, is returned.
+    pub(crate) async fn fetch_postgres(
+        self,
+        pool: &sqlx::PgPool,
+        main: Option<(String, Vec<Arg>)>,
+    ) -> Result<Option<i64>> {
+        let clauses = self.statements.len();
+        let (main, main_args) = main.unwrap_or_else(|| ("SELECT NULL::bigint".into(), Vec::new()));
+        let main = main.replace("{prev}", &format!("s{}", clauses.saturating_sub(1)));
+        let (mut sql, mut args) = with_clauses(self.statements);
+        sql.push(' ');
+        renumber(&main, args.len(), &mut sql);
+        args.extend(main_args);
+        let row: Option<(Option<i64>,)> = bind_all!(sqlx::query_as(&sql), &args)
+            .fetch_optional(pool)
+            .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+}
+
 /// The statements as one: a lone statement as it is, several as data-modifying `WITH`
 /// clauses of a `SELECT 1`, their parameters renumbered in order.
 fn postgres_statement(statements: Vec<(String, Vec<Arg>)>) -> (String, Vec<Arg>) {
@@ -183,12 +207,17 @@ fn postgres_statement(statements: Vec<(String, Vec<Arg>)>) -> (String, Vec<Arg>)
     if statements.len() == 1 {
         return statements.pop().expect("one statement");
     }
-    let mut sql = String::from("WITH ");
+    let (mut sql, args) = with_clauses(statements);
+    sql.push_str(" SELECT 1");
+    (sql, args)
+}
+
+/// `WITH s0 AS (…), s1 AS (…)` (empty for no statements), the parameters renumbered in order.
+fn with_clauses(statements: Vec<(String, Vec<Arg>)>) -> (String, Vec<Arg>) {
+    let mut sql = String::new();
     let mut args = Vec::new();
     for (i, (statement, mut own)) in statements.into_iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
+        sql.push_str(if i > 0 { ", " } else { "WITH " });
         sql.push_str(&format!("s{i} AS ("));
         renumber(
             statement.trim_end().trim_end_matches(';'),
@@ -198,7 +227,6 @@ fn postgres_statement(statements: Vec<(String, Vec<Arg>)>) -> (String, Vec<Arg>)
         sql.push(')');
         args.append(&mut own);
     }
-    sql.push_str(" SELECT 1");
     (sql, args)
 }
 

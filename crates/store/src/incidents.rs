@@ -319,7 +319,6 @@ pub(crate) async fn declare_in_with(
         .bind(&new.description_html)
         .fetch_one(c)
         .await)?;
-    let number = incident.number;
     let mut batch = crate::batch::Batch::default();
     if let Tx::Sqlite(_) = tx {
         batch.push(
@@ -353,21 +352,108 @@ pub(crate) async fn declare_in_with(
             crate::paging::incident_services_for_escalation(tx, incident.id).await?
         }
     };
+    declaration_rows(&mut batch, &incident, &services, audit, now, extras.entries);
+    notify(tx, incident.number).await?;
+    batch.run(tx).await?;
+    Ok(incident)
+}
+
+/// The services of a declaration on PostgreSQL, by id, and the incident's id and number when
+/// they all exist.
+#[derive(sqlx::FromRow)]
+struct ServicesAndIds {
+    service_ids: Vec<i64>,
+    targets: Vec<String>,
+    policies: Vec<Option<i64>>,
+    id: Option<i64>,
+    number: Option<i64>,
+}
+
+/// [`Store::declare_incident`] on PostgreSQL, in two statements that commit on their own: one
+/// reads the services and, when they all exist, draws the incident's id and number; the other
+/// writes the declaration (see [`declare_postgres`]). A policy assigned to a service between
+/// the two applies from the next incident on, as it would to a transaction that read the
+/// services just before the policy's commit.
+async fn declare_incident_postgres(
+    pool: &sqlx::PgPool,
+    announcer: &crate::Announcer,
+    new: &NewIncident,
+    audit: &Audit,
+    now: DateTime<Utc>,
+) -> Result<Incident> {
+    let mut ids = new.service_ids.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    let ServicesAndIds {
+        service_ids,
+        targets,
+        policies,
+        id,
+        number,
+    } = sqlx::query_as(
+        "SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}') AS service_ids,
+                coalesce(array_agg(s.response_targets ORDER BY s.id), '{}') AS targets,
+                coalesce(array_agg(s.escalation_policy_id ORDER BY s.id), '{}') AS policies,
+                CASE WHEN count(*) = cardinality($1::bigint[]) THEN nextval('incidents_id_seq') END AS id,
+                CASE WHEN count(*) = cardinality($1::bigint[]) THEN nextval('incident_numbers') END AS number
+         FROM services s WHERE s.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(pool)
+    .await?;
+    let (Some(id), Some(number)) = (id, number) else {
+        let missing = ids.iter().find(|id| !service_ids.contains(id)).copied();
+        return Err(StoreError::Conflict(format!(
+            "service {} does not exist",
+            missing.unwrap_or_default()
+        )));
+    };
+    let services: Vec<_> = service_ids
+        .into_iter()
+        .zip(targets)
+        .zip(policies)
+        .map(|((id, targets), policy)| (id, targets, policy))
+        .collect();
+    let (incident, _) = declare_postgres(
+        pool,
+        announcer,
+        (id, number),
+        new,
+        &services,
+        audit,
+        now,
+        Vec::new(),
+        Vec::new(),
+    )
+    .await?;
+    Ok(incident)
+}
+
+/// The rows a declaration writes besides the incident and its services: the `declared`
+/// entry and the caller's, the start of the escalation at epoch 1 (its level-1 job, or, with
+/// nobody to page, the entry saying so and the response-target checks) and the audit entry.
+fn declaration_rows(
+    batch: &mut crate::batch::Batch,
+    incident: &Incident,
+    services: &[(i64, String, Option<i64>)],
+    audit: &Audit,
+    now: DateTime<Utc>,
+    extra_entries: Vec<NewEntry<'_>>,
+) {
+    let number = incident.number;
     let declared = NewEntry {
         kind: "declared",
-        body: format!("Declared {} — {}", new.severity, new.title),
+        body: format!("Declared {} — {}", incident.severity, incident.title),
         body_html: "",
         phase: None,
     };
     let mut entries: Vec<(&Audit, NewEntry<'_>)> = vec![(audit, declared)];
-    entries.extend(extras.entries.into_iter().map(|e| (audit, e)));
-    // A new incident's escalation starts at epoch 1: its level-1 job, or (nobody to page)
-    // the entry saying so, after the others, and its response-target checks.
+    entries.extend(extra_entries.into_iter().map(|e| (audit, e)));
     batch.push(
         "INSERT INTO incident_escalations (incident_id, epoch, level, repeat_no, updated_at) VALUES ($1, 1, 0, 0, $2)",
         vec![incident.id.into(), now.into()],
     );
-    let (jobs, entry) = crate::paging::plan_escalation(&incident, &services, 1, now);
+    let (jobs, entry) = crate::paging::plan_escalation(incident, services, 1, now);
     for job in &jobs {
         let (sql, args) = crate::jobs::enqueue_statement(job, now);
         batch.push(sql, args);
@@ -385,19 +471,96 @@ pub(crate) async fn declare_in_with(
             "incident.declare",
             "incident",
             number,
-            format!("declared #{number} {} {}", new.severity, new.title),
+            format!(
+                "declared #{number} {} {}",
+                incident.severity, incident.title
+            ),
         )
-        .after(&incident),
+        .after(incident),
     );
     batch.push(sql, args);
-    notify(tx, number).await?;
-    batch.run(tx).await?;
-    Ok(incident)
+}
+
+/// Declares an incident on PostgreSQL in one statement that commits on its own: the incident
+/// (its `id` and `number` drawn beforehand, by the statement that read what the declaration
+/// needs, with `nextval('incidents_id_seq')` and `nextval('incident_numbers')`), its
+/// services, the rows of [`declaration_rows`], and `tail`, statements written with it
+/// (each numbering its parameters from `$1`). The last of `tail` is the statement's main
+/// part, whose one `i64` column is returned, and may name the part before it `{prev}` (see
+/// [`crate::batch::Batch::fetch_postgres`]). Nothing is written when any part fails (the
+/// number drawn is then skipped, as PostgreSQL skips one for any rolled-back insert).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn declare_postgres(
+    pool: &sqlx::PgPool,
+    announcer: &crate::Announcer,
+    (id, number): (i64, i64),
+    new: &NewIncident,
+    services: &[(i64, String, Option<i64>)],
+    audit: &Audit,
+    now: DateTime<Utc>,
+    entries: Vec<NewEntry<'_>>,
+    tail: Vec<(String, Vec<crate::batch::Arg>)>,
+) -> Result<(Incident, Option<i64>)> {
+    // PostgreSQL keeps microseconds; the incident returned (and audited) must equal its row.
+    let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    let incident = Incident {
+        id,
+        number,
+        title: new.title.clone(),
+        description: new.description.clone(),
+        description_html: new.description_html.clone(),
+        severity: new.severity,
+        status: IncidentStatus::Triggered,
+        phase: None,
+        commander_id: new.commander_id,
+        comms_lead_id: None,
+        scribe_id: None,
+        declared_by: audit.actor_user_id,
+        triggered_at: now,
+        acknowledged_at: None,
+        resolved_at: None,
+        version: 1,
+        updated_at: now,
+    };
+    let mut batch = crate::batch::Batch::default();
+    batch.push(
+        "INSERT INTO incidents (id, number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
+         VALUES ($1, $2, $3, $4, $5, 'triggered', $6, $7, $8, $8, $9)",
+        vec![
+            id.into(),
+            number.into(),
+            new.title.as_str().into(),
+            new.description.as_str().into(),
+            new.severity.as_str().into(),
+            new.commander_id.into(),
+            audit.actor_user_id.into(),
+            now.into(),
+            new.description_html.as_str().into(),
+        ],
+    );
+    for (service_id, _, _) in services {
+        batch.push(
+            "INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)",
+            vec![id.into(), (*service_id).into()],
+        );
+    }
+    declaration_rows(&mut batch, &incident, services, audit, now, entries);
+    let mut tail = tail;
+    let main = tail.pop();
+    for (sql, args) in tail {
+        batch.push(sql, args);
+    }
+    let returned = batch.fetch_postgres(pool, main).await?;
+    announcer.announce(vec![number]);
+    Ok((incident, returned))
 }
 
 impl Store {
     /// Declares an incident: the next number, status triggered, a `declared` timeline entry.
     pub async fn declare_incident(&self, new: &NewIncident, audit: &Audit) -> Result<Incident> {
+        if let crate::Db::Postgres(pool, announcer) = self.db() {
+            return declare_incident_postgres(pool, announcer, new, audit, self.now()).await;
+        }
         // Read inside the transaction: whether a service has a policy decides, once and for
         // all, whether the incident escalates, so it must not race a policy being assigned.
         let mut tx = self.db().begin().await?;

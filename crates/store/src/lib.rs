@@ -381,6 +381,7 @@ impl Db {
 pub struct Store {
     db: Db,
     clock: Arc<dyn Clock>,
+    integrations: alerts::KeyCache,
 }
 
 impl Store {
@@ -391,7 +392,11 @@ impl Store {
 
     /// A store on `db` whose notion of now comes from `clock` (tests move it by hand).
     pub fn with_clock(db: Db, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            integrations: alerts::KeyCache::default(),
+        }
     }
 
     /// The database.

@@ -189,6 +189,78 @@ async fn declare_acknowledge_resolve_reopen_with_a_timeline() {
     }
 }
 
+/// A declaration returns its row exactly as stored (instants to the microsecond), with its
+/// services, timeline and audit entry; one naming a service that does not exist is refused
+/// whole and takes no number.
+#[tokio::test]
+async fn a_declaration_returns_its_row_and_a_refused_one_takes_no_number() {
+    for backend in backends() {
+        let (_db, store, clock, user, audit) = setup(backend).await;
+        clock.set(at("2026-11-01T05:00:00.123456789Z"));
+        let a = store
+            .create_service(&service("llm-gateway", None), &audit)
+            .await
+            .unwrap();
+        let b = store
+            .create_service(&service("vector-db", None), &audit)
+            .await
+            .unwrap();
+        let new = |service_ids: Vec<i64>| NewIncident {
+            title: "Embeddings stale".into(),
+            description: "Index build stuck".into(),
+            description_html: "<p>Index build stuck</p>".into(),
+            severity: Severity::Sev2,
+            service_ids,
+            commander_id: Some(user.id),
+        };
+        let refused = store
+            .declare_incident(&new(vec![a.id, b.id + 100]), &audit)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(ref m)) if m.contains("does not exist")),
+            "{backend:?}: {refused:?}"
+        );
+        let declared = store
+            .declare_incident(&new(vec![b.id, a.id, b.id]), &audit)
+            .await
+            .unwrap();
+        assert_eq!(
+            declared.number, 1,
+            "{backend:?}: the refused one took no number"
+        );
+        assert_eq!(
+            declared,
+            store.incident(1).await.unwrap(),
+            "{backend:?}: what was returned is the row"
+        );
+        assert_eq!(
+            store
+                .incident_service_ids(declared.id, declared.id)
+                .await
+                .unwrap(),
+            [(declared.id, a.id), (declared.id, b.id)],
+            "{backend:?}"
+        );
+        let kinds: Vec<String> = store
+            .timeline(declared.id, false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["declared", "escalation"], "{backend:?}");
+        assert_eq!(
+            store
+                .incidents(&IncidentFilter::default(), 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{backend:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn simultaneous_acknowledgements_yield_one() {
     for backend in backends() {

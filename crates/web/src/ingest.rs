@@ -157,12 +157,24 @@ async fn find(state: &AppState, key: &str, kind: &str) -> Result<Integration, Re
                 i.kind
             ),
         )),
-        None => Err(error(
-            StatusCode::NOT_FOUND,
-            "unknown_key",
-            "No integration has this key.",
-        )),
+        None => Err(unknown_key()),
     }
+}
+
+fn unknown_key() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "unknown_key",
+        "No integration has this key.",
+    )
+}
+
+/// PagerDuty's answer to a routing key that is not an Events API v2 integration's.
+fn not_events_v2() -> Response {
+    pd_invalid(
+        "Event object is invalid",
+        "'routing_key' is not the key of an Events API v2 integration".into(),
+    )
 }
 
 /// Group commit of alert events on SQLite, where every write goes through one connection:
@@ -250,10 +262,13 @@ async fn store_events(
 }
 
 /// Applies events, retrying once when a concurrent event for the same key won a race.
+/// Answers `unknown` when the integration was deleted or its key rotated since it was looked
+/// up (nothing is stored then).
 async fn apply(
     state: &AppState,
     integration: &Integration,
     events: &[Incoming],
+    unknown: fn() -> Response,
 ) -> Result<Vec<Outcome>, Response> {
     let mut result = store_events(state, integration, events).await;
     if matches!(result, Err(StoreError::Conflict(_))) {
@@ -267,6 +282,7 @@ async fn apply(
             }
             Ok(outcomes)
         }
+        Err(StoreError::NotFound) => Err(unknown()),
         Err(e) => {
             tracing::error!(error = %e, "storing alert events failed");
             Err(error(
@@ -303,12 +319,7 @@ pub async fn enqueue(State(state): State<AppState>, headers: HeaderMap, body: By
         .await
     {
         Ok(Some(i)) if i.kind == "events_v2" => i,
-        Ok(_) => {
-            return pd_invalid(
-                "Event object is invalid",
-                "'routing_key' is not the key of an Events API v2 integration".into(),
-            );
-        }
+        Ok(_) => return not_events_v2(),
         Err(e) => {
             tracing::error!(error = %e, "integration lookup failed");
             return error(
@@ -327,6 +338,7 @@ pub async fn enqueue(State(state): State<AppState>, headers: HeaderMap, body: By
         &state,
         &integration,
         &[incoming(&event, dedup_key.clone(), payload)],
+        not_events_v2,
     )
     .await
     {
@@ -402,7 +414,7 @@ pub async fn alertmanager(
             incoming(e, key, e.details.to_string())
         })
         .collect();
-    match apply(&state, &integration, &incoming).await {
+    match apply(&state, &integration, &incoming, unknown_key).await {
         Ok(outcomes) => (
             StatusCode::OK,
             Json(json!({"status": "success", "alerts": outcomes})),
@@ -439,6 +451,7 @@ pub async fn generic(
         &state,
         &integration,
         &[incoming(&event, dedup_key.clone(), payload)],
+        unknown_key,
     )
     .await
     {
@@ -480,6 +493,7 @@ pub async fn heartbeat(
             )
                 .into_response()
         }
+        Err(StoreError::NotFound) => unknown_key(),
         Err(e) => {
             tracing::error!(error = %e, "heartbeat check-in failed");
             error(

@@ -206,22 +206,34 @@ pub async fn declare(
         .chain(body.service_ids.iter().copied())
         .collect();
     service_ids.dedup();
+    // The services by name, as an incident lists them.
+    let mut services = Vec::with_capacity(service_ids.len());
     for id in &service_ids {
         match state.store.service(*id).await {
-            Ok(_) => {}
+            Ok(s) => services.push((s.name, s.id)),
             Err(StoreError::NotFound) => {
                 fields.add("service_id", format!("service {id} does not exist"))
             }
             Err(e) => return Err(e.into()),
         }
     }
+    services.sort();
+    services.dedup();
     let commander_id = body.commander_id.unwrap_or(auth.user.id);
-    if state.store.user(commander_id).await.is_err() {
-        fields.add(
-            "commander_id",
-            format!("user {commander_id} does not exist"),
-        );
-    }
+    let commander = if commander_id == auth.user.id {
+        Some(auth.user.name.to_string())
+    } else {
+        match state.store.user(commander_id).await {
+            Ok(u) => Some(u.name.to_string()),
+            Err(_) => {
+                fields.add(
+                    "commander_id",
+                    format!("user {commander_id} does not exist"),
+                );
+                None
+            }
+        }
+    };
     fields.finish()?;
     let severity = severity.ok_or_else(|| ApiError::bad_request("invalid severity"))?;
     let new = NewIncident {
@@ -235,9 +247,11 @@ pub async fn declare(
     let incident = state.store.declare_incident(&new, &auth.audit()).await?;
     state.wake_engine();
     state.events.changed(incident.number);
+    // The declaration returns the row as stored; what else the answer shows was just read.
+    let service_ids = services.into_iter().map(|(_, id)| id).collect();
     Ok((
         StatusCode::CREATED,
-        Json(full(&state, incident.number).await?),
+        Json(out(incident, service_ids, commander)),
     ))
 }
 
