@@ -382,6 +382,7 @@ pub struct Store {
     db: Db,
     clock: Arc<dyn Clock>,
     integrations: alerts::KeyCache,
+    classifier: oncall_load::Classifier,
 }
 
 impl Store {
@@ -396,6 +397,7 @@ impl Store {
             db,
             clock,
             integrations: alerts::KeyCache::default(),
+            classifier: oncall_load::Classifier::default(),
         }
     }
 

@@ -104,10 +104,8 @@ pub(crate) async fn sent_page_class(
 /// A page counts unless the person has a counted page within 60 s *either side* of it. Pages
 /// are classified in the order their deliveries commit, which can differ from the order they
 /// were sent: if a page sent a moment later was classified first and counted, this one is the
-/// repeat, so the burst still counts once.
-///
-/// The query string holds only numbers, two timestamps we format, and class names of ours:
-/// nothing anyone typed.
+/// repeat, so the burst still counts once. The pages of a storm are classified in batches, by
+/// the store's [`Classifier`].
 pub(crate) async fn classify_sent_page(
     store: &Store,
     notification_id: i64,
@@ -133,21 +131,122 @@ pub(crate) async fn classify_sent_page(
         }
     };
     let counted = classify_interruption(sent_at, zone_of(&zone).tz()).as_str();
-    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let sql = format!(
-        "SELECT set_config('synchronous_commit', 'off', true) FROM users WHERE id = {user_id} FOR NO KEY UPDATE;
-         UPDATE notifications SET interruption = CASE WHEN EXISTS (
-             SELECT 1 FROM notifications e
-             WHERE e.user_id = {user_id} AND e.interruption IN ('working', 'evening', 'sleep')
-               AND e.sent_at > '{from}' AND e.sent_at < '{to}' AND e.id <> {notification_id})
-           THEN '{REPEAT}' ELSE '{counted}' END
-         WHERE id = {notification_id} AND state = 'sent' AND interruption IS NULL
-           AND EXISTS (SELECT 1 FROM users WHERE id = {user_id})",
-        from = at(sent_at - REPEAT_WINDOW),
-        to = at(sent_at + REPEAT_WINDOW),
+    store
+        .classifier
+        .classify(
+            pool,
+            SentPage {
+                notification_id,
+                user_id,
+                sent_at,
+                counted,
+            },
+        )
+        .await
+}
+
+/// A sent page to classify, with the class it has if it counts.
+#[derive(Debug)]
+struct SentPage {
+    notification_id: i64,
+    user_id: i64,
+    sent_at: DateTime<Utc>,
+    counted: &'static str,
+}
+
+type Classified = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
+
+/// Classifies the pages of [`classify_sent_page`] from a task of its own, one query string
+/// for all the pages that arrived while the previous one ran: one round trip and one lock of
+/// each person concerned per batch, instead of a round trip and a wait for the lock per page,
+/// every page of a storm to the person on call queuing on the same row. In the string, the
+/// people's rows are locked first (in id order, so two replicas cannot deadlock), then each
+/// page is classified in the order its delivery was recorded; the string runs as one
+/// transaction, each statement seeing the pages classified before it, in the batch or by
+/// another replica. Each caller waits for its batch, so a recorded delivery returns with its
+/// page classified, as before.
+#[derive(Clone, Default)]
+pub(crate) struct Classifier {
+    queue: std::sync::Arc<
+        std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(SentPage, Classified)>>,
+    >,
+}
+
+impl Classifier {
+    /// The most pages one query string classifies.
+    const MAX_BATCH: usize = 256;
+
+    async fn classify(&self, pool: &sqlx::PgPool, page: SentPage) -> Result<()> {
+        let queue = self.queue.get_or_init(|| Self::start(pool.clone()));
+        let (done, classified) = tokio::sync::oneshot::channel();
+        if queue.send((page, done)).is_err() {
+            return Err(crate::StoreError::Corrupt(
+                "the classifier has stopped".into(),
+            ));
+        }
+        match classified.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(crate::StoreError::Corrupt(e)),
+            Err(_) => Err(crate::StoreError::Corrupt(
+                "the classifier has stopped".into(),
+            )),
+        }
+    }
+
+    /// Starts the task; it ends when the last `Classifier` is dropped.
+    fn start(pool: sqlx::PgPool) -> tokio::sync::mpsc::UnboundedSender<(SentPage, Classified)> {
+        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<(SentPage, Classified)>();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(Self::MAX_BATCH);
+            while pending.recv_many(&mut batch, Self::MAX_BATCH).await > 0 {
+                let pages: Vec<&SentPage> = batch.iter().map(|(p, _)| p).collect();
+                let result = sqlx::raw_sql(&classify_sql(&pages))
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(result.clone());
+                }
+            }
+        });
+        queue
+    }
+}
+
+/// The query string that classifies `pages` (see [`Classifier`]). It holds only numbers, the
+/// timestamps we format and class names of ours: nothing anyone typed. Its commit does not
+/// wait for the disk (see [`classify_sent_page`]).
+fn classify_sql(pages: &[&SentPage]) -> String {
+    let mut users: Vec<i64> = pages.iter().map(|p| p.user_id).collect();
+    users.sort_unstable();
+    users.dedup();
+    let users = users
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "SELECT set_config('synchronous_commit', 'off', true) FROM users WHERE id IN ({users}) ORDER BY id FOR NO KEY UPDATE;\n"
     );
-    sqlx::raw_sql(&sql).execute(pool).await?;
-    Ok(())
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for p in pages {
+        sql.push_str(&format!(
+            "UPDATE notifications SET interruption = CASE WHEN EXISTS (
+                 SELECT 1 FROM notifications e
+                 WHERE e.user_id = {user_id} AND e.interruption IN ('working', 'evening', 'sleep')
+                   AND e.sent_at > '{from}' AND e.sent_at < '{to}' AND e.id <> {id})
+               THEN '{REPEAT}' ELSE '{counted}' END
+             WHERE id = {id} AND state = 'sent' AND interruption IS NULL
+               AND EXISTS (SELECT 1 FROM users WHERE id = {user_id});\n",
+            user_id = p.user_id,
+            id = p.notification_id,
+            counted = p.counted,
+            from = at(p.sent_at - REPEAT_WINDOW),
+            to = at(p.sent_at + REPEAT_WINDOW),
+        ));
+    }
+    sql
 }
 
 /// The stored class as a small code, so the catch-up pass reads compact rows.
