@@ -360,7 +360,7 @@ impl Store {
             return Ok(vec![outcome]);
         }
         let mut tx = self.db().begin().await?;
-        let outcomes = ingest_in(&mut tx, integration, events, now)
+        let outcomes = ingest_in(&mut tx, integration, events, now, None)
             .await
             .inspect_err(|e| self.forget_stale_key(e))?;
         tx.commit().await?;
@@ -387,9 +387,14 @@ impl Store {
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let mut results = Vec::with_capacity(requests.len());
+        // On SQLite the savepoint goes with the request's first statement.
+        let sqlite = matches!(tx, Tx::Sqlite(_));
         for (integration, events) in requests {
-            execute(&mut tx, "SAVEPOINT ingest_request").await?;
-            match ingest_in(&mut tx, integration, events, now).await {
+            if !sqlite || events.is_empty() {
+                execute(&mut tx, "SAVEPOINT ingest_request").await?;
+            }
+            let savepoint = (sqlite && !events.is_empty()).then_some("SAVEPOINT ingest_request");
+            match ingest_in(&mut tx, integration, events, now, savepoint).await {
                 Ok(outcomes) => {
                     execute(&mut tx, "RELEASE SAVEPOINT ingest_request").await?;
                     results.push(Ok(outcomes));
@@ -551,6 +556,30 @@ impl KeyCache {
     }
 }
 
+/// The statement of [`ingest_in`] that looks up, per event, the service's settings, the open
+/// alert with this key (and its incident's number), and, when there is none, the service's
+/// latest unresolved incident for this key (to join rather than open another), with the
+/// `new_id` and `new_number` columns given (SQLite draws an incident's in the same read).
+/// The integration must still be as it was looked up (see [`Store::integration_by_key`]).
+macro_rules! found_sql {
+    ($new:literal) => {
+        concat!(
+            "SELECT s.name, s.grouping_window_minutes, s.auto_resolve, s.severity_map, s.response_targets, s.escalation_policy_id,
+                    a.id AS alert_id, a.incident_id, a.status, i.number,
+                    CASE WHEN a.id IS NULL THEN
+                      (SELECT a2.incident_id FROM alerts a2 JOIN incidents i2 ON i2.id = a2.incident_id
+                        WHERE a2.service_id = s.id AND a2.dedup_key = $2 AND i2.status <> 'resolved'
+                        ORDER BY a2.id DESC LIMIT 1) END AS same_key_incident, ",
+            $new,
+            " FROM services s
+             LEFT JOIN alerts a ON a.integration_id = $1 AND a.dedup_key = $2 AND a.status <> 'resolved'
+             LEFT JOIN incidents i ON i.id = a.incident_id
+             WHERE s.id = $3 AND EXISTS (SELECT 1 FROM integrations g WHERE g.id = $1 AND (g.rotated_at = $4 OR (g.rotated_at IS NULL AND $4 IS NULL)))
+             LIMIT 1"
+        )
+    };
+}
+
 /// What [`ingest_in`] looks up per event in one statement.
 #[derive(sqlx::FromRow)]
 struct Found {
@@ -565,6 +594,8 @@ struct Found {
     status: Option<String>,
     number: Option<i64>,
     same_key_incident: Option<i64>,
+    new_id: Option<i64>,
+    new_number: Option<i64>,
 }
 
 /// What [`first_trigger_postgres`] found: the open alert it updated, or, when the key has
@@ -654,22 +685,8 @@ async fn trigger_postgres(
     };
     let summary = e.summary.clone().unwrap_or_else(|| e.dedup_key.clone());
     let severity = e.severity.unwrap_or("error");
-    let alert = (
-        "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
-         VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id"
-            .to_string(),
-        vec![
-            integration.id.into(),
-            integration.service_id.into(),
-            e.dedup_key.as_str().into(),
-            summary.as_str().into(),
-            e.source.as_deref().into(),
-            severity.into(),
-            id.into(),
-            e.payload.as_str().into(),
-            now.into(),
-        ],
-    );
+    let (sql, args) = new_alert(integration, e, &summary, severity, id, now);
+    let alert = (format!("{sql} RETURNING id"), args);
     let event = (
         "INSERT INTO alert_events (alert_id, at, action, payload) SELECT id, $1, 'trigger', $2 FROM {prev} RETURNING alert_id"
             .to_string(),
@@ -705,6 +722,33 @@ async fn trigger_postgres(
     }))
 }
 
+/// The insert of a new alert (without `RETURNING`).
+fn new_alert(
+    integration: &Integration,
+    e: &Incoming,
+    summary: &str,
+    severity: &str,
+    incident_id: i64,
+    now: DateTime<Utc>,
+) -> (String, Vec<crate::batch::Arg>) {
+    (
+        "INSERT INTO alerts (integration_id, service_id, dedup_key, status, summary, source, severity, incident_id, count, payload, first_seen_at, last_seen_at)
+         VALUES ($1, $2, $3, 'triggered', $4, $5, $6, $7, 1, $8, $9, $9)"
+            .to_string(),
+        vec![
+            integration.id.into(),
+            integration.service_id.into(),
+            e.dedup_key.as_str().into(),
+            summary.into(),
+            e.source.as_deref().into(),
+            severity.into(),
+            incident_id.into(),
+            e.payload.as_str().into(),
+            now.into(),
+        ],
+    )
+}
+
 /// The incident a new alert opens.
 fn opened_incident(
     integration: &Integration,
@@ -737,29 +781,33 @@ fn alert_entry(integration: &Integration, summary: &str) -> NewEntry<'static> {
 }
 
 /// One request's events, in order, inside the caller's transaction.
+/// `savepoint` (SQLite): a statement to run first, sent in the same query string as the
+/// first event's lookup.
 async fn ingest_in(
     tx: &mut Tx,
     integration: &Integration,
     events: &[Incoming],
     now: DateTime<Utc>,
+    savepoint: Option<&str>,
 ) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(events.len());
+    let mut first = savepoint;
     for e in events {
         // One statement per event: the service's settings, the open alert with this key (and
         // its incident's number), and, when there is none, the service's latest unresolved
         // incident for this key (to join rather than open another).
-        let found: Option<Found> = tx!(tx, c => sqlx::query_as(
-            "SELECT s.name, s.grouping_window_minutes, s.auto_resolve, s.severity_map, s.response_targets, s.escalation_policy_id,
-                    a.id AS alert_id, a.incident_id, a.status, i.number,
-                    CASE WHEN a.id IS NULL THEN
-                      (SELECT a2.incident_id FROM alerts a2 JOIN incidents i2 ON i2.id = a2.incident_id
-                        WHERE a2.service_id = s.id AND a2.dedup_key = $2 AND i2.status <> 'resolved'
-                        ORDER BY a2.id DESC LIMIT 1) END AS same_key_incident
-             FROM services s
-             LEFT JOIN alerts a ON a.integration_id = $1 AND a.dedup_key = $2 AND a.status <> 'resolved'
-             LEFT JOIN incidents i ON i.id = a.incident_id
-             WHERE s.id = $3 AND EXISTS (SELECT 1 FROM integrations g WHERE g.id = $1 AND (g.rotated_at = $4 OR (g.rotated_at IS NULL AND $4 IS NULL)))
-             LIMIT 1")
+        let sql = match tx {
+            Tx::Sqlite(_) => found_sql!(
+                "CASE WHEN a.id IS NULL THEN (SELECT coalesce(max(id), 0) + 1 FROM incidents) END AS new_id,
+                 CASE WHEN a.id IS NULL THEN (SELECT value + 1 FROM counters WHERE name = 'incident_number') END AS new_number"
+            ),
+            Tx::Postgres(_) => found_sql!("NULL::bigint AS new_id, NULL::bigint AS new_number"),
+        };
+        let sql = match first.take() {
+            Some(before) => std::borrow::Cow::Owned(format!("{before};\n{sql}")),
+            None => std::borrow::Cow::Borrowed(sql),
+        };
+        let found: Option<Found> = tx!(tx, c => sqlx::query_as(&sql)
             .bind(integration.id)
             .bind(&e.dedup_key)
             .bind(integration.service_id)
@@ -818,6 +866,52 @@ async fn ingest_in(
                         .fetch_optional(c)
                         .await)?;
                     join = recent.map(|r| r.0);
+                }
+                if join.is_none()
+                    && let (Tx::Sqlite(_), Some(id), Some(number)) =
+                        (&*tx, found.new_id, found.new_number)
+                {
+                    // A new incident on SQLite: the incident, its declaration's rows, the
+                    // alert and its event in one query string.
+                    let (_, mut batch) = crate::incidents::declaration_with_ids(
+                        true,
+                        (id, number),
+                        &opened_incident(
+                            integration,
+                            service_name,
+                            &summary,
+                            severity,
+                            severity_map,
+                        ),
+                        &[(
+                            integration.service_id,
+                            found.response_targets.clone(),
+                            found.escalation_policy_id,
+                        )],
+                        &system(),
+                        now,
+                        vec![alert_entry(integration, &summary)],
+                    );
+                    let (sql, args) = new_alert(integration, e, &summary, severity, id, now);
+                    batch.push(sql, args);
+                    let alert_id = batch
+                        .fetch_sqlite(
+                            tx,
+                            (
+                                "INSERT INTO alert_events (alert_id, at, action, payload)
+                                 VALUES (last_insert_rowid(), $1, 'trigger', $2) RETURNING alert_id"
+                                    .into(),
+                                vec![now.into(), e.payload.as_str().into()],
+                            ),
+                        )
+                        .await?;
+                    outcomes.push(Outcome {
+                        dedup_key: e.dedup_key.clone(),
+                        alert_id,
+                        incident_number: Some(number),
+                        effect: "opened",
+                    });
+                    continue;
                 }
                 let (incident_id, number) = match join {
                     Some(id) => {

@@ -200,6 +200,35 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// SQLite, inside the caller's transaction: the batch's statements and then `main`, one
+    /// query string, one round trip. `main` is the only statement that yields rows; the first
+    /// column (an `i64`) of its first row, if any, is returned.
+    pub(crate) async fn fetch_sqlite(
+        self,
+        tx: &mut Tx,
+        main: (String, Vec<Arg>),
+    ) -> Result<Option<i64>> {
+        let Tx::Sqlite(t) = tx else {
+            return Err(crate::StoreError::Corrupt(
+                "a SQLite query string on PostgreSQL".into(),
+            ));
+        };
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        for (statement, mut own) in self.statements.into_iter().chain(std::iter::once(main)) {
+            renumber(&statement, args.len(), &mut sql);
+            sql.push_str(";\n");
+            args.append(&mut own);
+        }
+        // Every row, so that SQLite runs the whole string.
+        let rows: Vec<(i64,)> = bind_all!(sqlx::query_as(&sql), &args)
+            .fetch_all(&mut **t)
+            .await?;
+        Ok(rows.first().map(|r| r.0))
+    }
+}
+
 /// The statements as one: a lone statement as it is, several as data-modifying `WITH`
 /// clauses of a `SELECT 1`, their parameters renumbered in order.
 fn postgres_statement(statements: Vec<(String, Vec<Arg>)>) -> (String, Vec<Arg>) {

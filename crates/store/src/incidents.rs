@@ -481,26 +481,22 @@ fn declaration_rows(
     batch.push(sql, args);
 }
 
-/// Declares an incident on PostgreSQL in one statement that commits on its own: the incident
-/// (its `id` and `number` drawn beforehand, by the statement that read what the declaration
-/// needs, with `nextval('incidents_id_seq')` and `nextval('incident_numbers')`), its
-/// services, the rows of [`declaration_rows`], and `tail`, statements written with it
-/// (each numbering its parameters from `$1`). The last of `tail` is the statement's main
-/// part, whose one `i64` column is returned, and may name the part before it `{prev}` (see
-/// [`crate::batch::Batch::fetch_postgres`]). Nothing is written when any part fails (the
-/// number drawn is then skipped, as PostgreSQL skips one for any rolled-back insert).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn declare_postgres(
-    pool: &sqlx::PgPool,
-    announcer: &crate::Announcer,
+/// A declaration whose incident `id` and `number` were drawn beforehand, as a [`Batch`] to
+/// run as one (one statement on PostgreSQL, one query string on SQLite): the incident, its
+/// services and the rows of [`declaration_rows`]; with the incident as it will be stored.
+/// On SQLite the caller reads the id and number in its transaction, and the batch moves the
+/// counter on.
+///
+/// [`Batch`]: crate::batch::Batch
+pub(crate) fn declaration_with_ids(
+    sqlite: bool,
     (id, number): (i64, i64),
     new: &NewIncident,
     services: &[(i64, String, Option<i64>)],
     audit: &Audit,
     now: DateTime<Utc>,
     entries: Vec<NewEntry<'_>>,
-    tail: Vec<(String, Vec<crate::batch::Arg>)>,
-) -> Result<(Incident, Option<i64>)> {
+) -> (Incident, crate::batch::Batch) {
     // PostgreSQL keeps microseconds; the incident returned (and audited) must equal its row.
     let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
     let incident = Incident {
@@ -538,6 +534,12 @@ pub(crate) async fn declare_postgres(
             new.description_html.as_str().into(),
         ],
     );
+    if sqlite {
+        batch.push(
+            "UPDATE counters SET value = value + 1 WHERE name = 'incident_number'",
+            Vec::new(),
+        );
+    }
     for (service_id, _, _) in services {
         batch.push(
             "INSERT INTO incident_services (incident_id, service_id) VALUES ($1, $2)",
@@ -545,13 +547,38 @@ pub(crate) async fn declare_postgres(
         );
     }
     declaration_rows(&mut batch, &incident, services, audit, now, entries);
+    (incident, batch)
+}
+
+/// Declares an incident on PostgreSQL in one statement that commits on its own: the
+/// declaration of [`declaration_with_ids`] (its `id` and `number` drawn beforehand, by the
+/// statement that read what the declaration needs, with `nextval('incidents_id_seq')` and
+/// `nextval('incident_numbers')`), and `tail`, statements written with it (each numbering its
+/// parameters from `$1`). The last of `tail` is the statement's main part, whose one `i64`
+/// column is returned, and may name the part before it `{prev}` (see
+/// [`crate::batch::Batch::fetch_postgres`]). Nothing is written when any part fails (the
+/// number drawn is then skipped, as PostgreSQL skips one for any rolled-back insert).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn declare_postgres(
+    pool: &sqlx::PgPool,
+    announcer: &crate::Announcer,
+    ids: (i64, i64),
+    new: &NewIncident,
+    services: &[(i64, String, Option<i64>)],
+    audit: &Audit,
+    now: DateTime<Utc>,
+    entries: Vec<NewEntry<'_>>,
+    tail: Vec<(String, Vec<crate::batch::Arg>)>,
+) -> Result<(Incident, Option<i64>)> {
+    let (incident, mut batch) =
+        declaration_with_ids(false, ids, new, services, audit, now, entries);
     let mut tail = tail;
     let main = tail.pop();
     for (sql, args) in tail {
         batch.push(sql, args);
     }
     let returned = batch.fetch_postgres(pool, main).await?;
-    announcer.announce(vec![number]);
+    announcer.announce(vec![incident.number]);
     Ok((incident, returned))
 }
 
