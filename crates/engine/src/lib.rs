@@ -360,20 +360,15 @@ impl Engine {
         id: i64,
         at: DateTime<Utc>,
     ) -> Result<(Option<i64>, String), EngineError> {
-        let stored = match self.store.schedule(id).await {
-            Ok(s) => s,
-            Err(StoreError::NotFound) => return Ok((None, format!("schedule {id} (deleted)"))),
-            Err(e) => return Err(e.into()),
-        };
-        let overrides = self
+        let Some((stored, overrides)) = self
             .store
-            .overrides_between(id, at - TimeDelta::days(1), at + TimeDelta::days(1))
-            .await?;
-        let schedule = Schedule::new(
-            stored.layers.clone(),
-            overrides.iter().map(|o| o.to_override()).collect(),
-        )
-        .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
+            .schedule_with_overrides(id, at - TimeDelta::days(1), at + TimeDelta::days(1))
+            .await?
+        else {
+            return Ok((None, format!("schedule {id} (deleted)")));
+        };
+        let schedule = Schedule::new(stored.layers.clone(), overrides)
+            .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
         Ok((schedule.on_call_at(at).participant, stored.name))
     }
 
@@ -509,7 +504,8 @@ impl Engine {
             direct.push(Direct::Channel(channel));
         }
         for (user_id, why) in &people {
-            let Some(person) = self.store.paged_person(*user_id).await? else {
+            let Some((person, contacts)) = self.store.paged_person_and_contacts(*user_id).await?
+            else {
                 continue;
             };
             if person.disabled {
@@ -522,7 +518,7 @@ impl Engine {
                 None
             };
             let mut held = false;
-            for contact in self.store.page_contacts(&person).await? {
+            for contact in contacts {
                 let mut due = now + TimeDelta::minutes(contact.delay_minutes);
                 if let Some(hours) = &hold {
                     let available = hours.available_from(due, person.time_zone.tz());

@@ -207,6 +207,19 @@ pub struct PageContact {
     pub delay_minutes: i64,
 }
 
+impl PageContact {
+    /// The account email, at once: for a person who set up no notification rules.
+    fn account_email(person: &PagedPerson) -> PageContact {
+        PageContact {
+            contact_method_id: None,
+            rule_id: None,
+            channel: "email".into(),
+            address: person.email.clone(),
+            delay_minutes: 0,
+        }
+    }
+}
+
 /// A notification to record (and deliver at `due_at`).
 #[derive(Debug, Clone, Serialize)]
 pub struct NewNotification {
@@ -436,6 +449,53 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// [`Store::paged_person`] and [`Store::page_contacts`] in one read: a person to page,
+    /// with how to reach them.
+    pub async fn paged_person_and_contacts(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<(PagedPerson, Vec<PageContact>)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            person: PagedPerson,
+            rule_id: Option<i64>,
+            method_id: Option<i64>,
+            kind: Option<String>,
+            address: Option<String>,
+            delay_minutes: Option<i64>,
+        }
+        let rows: Vec<Row> = read!(self.db(), c => sqlx::query_as(
+            "SELECT u.id, u.name, u.email, u.time_zone, u.disabled, u.work_days, u.work_start, u.work_end, u.handoff_lead_minutes,
+                    r.id AS rule_id, m.id AS method_id, m.kind, m.address, r.delay_minutes
+             FROM users u
+             LEFT JOIN notification_rules r ON r.user_id = u.id
+             LEFT JOIN contact_methods m ON m.id = r.contact_method_id
+             WHERE u.id = $1 ORDER BY r.delay_minutes, r.id")
+            .bind(user_id)
+            .fetch_all(c)
+            .await)?;
+        let Some(person) = rows.first().map(|r| r.person.clone()) else {
+            return Ok(None);
+        };
+        let mut contacts: Vec<PageContact> = rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(PageContact {
+                    contact_method_id: Some(r.method_id?),
+                    rule_id: Some(r.rule_id?),
+                    channel: r.kind?,
+                    address: r.address?,
+                    delay_minutes: r.delay_minutes?,
+                })
+            })
+            .collect();
+        if contacts.is_empty() {
+            contacts.push(PageContact::account_email(&person));
+        }
+        Ok(Some((person, contacts)))
+    }
+
     /// How to reach a person: their notification rules in order of delay, or, when they set
     /// none, their account email at once.
     pub async fn page_contacts(&self, person: &PagedPerson) -> Result<Vec<PageContact>> {
@@ -447,13 +507,7 @@ impl Store {
             .fetch_all(c)
             .await)?;
         if rows.is_empty() {
-            return Ok(vec![PageContact {
-                contact_method_id: None,
-                rule_id: None,
-                channel: "email".into(),
-                address: person.email.clone(),
-                delay_minutes: 0,
-            }]);
+            return Ok(vec![PageContact::account_email(person)]);
         }
         Ok(rows
             .into_iter()

@@ -283,6 +283,58 @@ impl Store {
         row.try_into()
     }
 
+    /// A schedule with the overrides that overlap `[from, to)` (by id), in one read, for
+    /// resolving who is on call; `None` when the schedule does not exist.
+    pub async fn schedule_with_overrides(
+        &self,
+        id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<(StoredSchedule, Vec<heliograph_scheduler::Override>)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            schedule: ScheduleRow,
+            override_id: Option<i64>,
+            override_user: Option<i64>,
+            override_start: Option<DateTime<Utc>>,
+            override_end: Option<DateTime<Utc>>,
+        }
+        let rows: Vec<Row> = read!(self.db(), c => sqlx::query_as(
+            "SELECT s.id, s.name, s.time_zone, s.team_id, s.layers, s.version, s.created_at, s.updated_at,
+                    o.id AS override_id, o.user_id AS override_user, o.start_at AS override_start, o.end_at AS override_end
+             FROM schedules s
+             LEFT JOIN schedule_overrides o ON o.schedule_id = s.id AND o.end_at > $2 AND o.start_at < $3
+             WHERE s.id = $1 ORDER BY o.id")
+            .bind(id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(c)
+            .await)?;
+        let mut overrides = Vec::with_capacity(rows.len());
+        let mut schedule = None;
+        for row in rows {
+            if let (Some(id), Some(participant), Some(start), Some(end)) = (
+                row.override_id,
+                row.override_user,
+                row.override_start,
+                row.override_end,
+            ) {
+                overrides.push(heliograph_scheduler::Override {
+                    id,
+                    participant,
+                    start,
+                    end,
+                    created_seq: id,
+                });
+            }
+            if schedule.is_none() {
+                schedule = Some(StoredSchedule::try_from(row.schedule)?);
+            }
+        }
+        Ok(schedule.map(|s| (s, overrides)))
+    }
+
     /// Every schedule, by name.
     pub async fn schedules(&self) -> Result<Vec<StoredSchedule>> {
         let rows: Vec<ScheduleRow> = read!(self.db(), c => sqlx::query_as(concat!("SELECT ", schedule_columns!(), " FROM schedules ORDER BY name, id"))

@@ -210,6 +210,38 @@ async fn methods_and_rules_belong_to_their_owner() {
             .map(|r| r.delay_minutes)
             .collect();
         assert_eq!(delays, [0, 5]);
+        // The engine's one read gives the person and the same contacts: Ana's rules in order
+        // of delay; Bo, with no rules, his account email at once; nobody for a missing id.
+        for user in [ana.id, bo.id] {
+            let person = store.paged_person(user).await.unwrap().unwrap();
+            let contacts = store.page_contacts(&person).await.unwrap();
+            let (one_read, its_contacts) = store
+                .paged_person_and_contacts(user)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(its_contacts, contacts, "{backend:?}");
+            assert_eq!(
+                (one_read.id, one_read.email, one_read.time_zone),
+                (person.id, person.email, person.time_zone)
+            );
+        }
+        let (_, contacts) = store
+            .paged_person_and_contacts(ana.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            contacts.iter().map(|c| c.delay_minutes).collect::<Vec<_>>(),
+            [0, 5]
+        );
+        assert!(
+            store
+                .paged_person_and_contacts(bo.id + 100)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // Bo cannot delete Ana's rule or method.
         assert!(matches!(

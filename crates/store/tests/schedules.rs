@@ -430,6 +430,49 @@ async fn overrides_record_their_notices_and_are_found_by_range() {
                 .is_empty(),
             "overrides belong to their schedule"
         );
+        // The engine's one read: the schedule with the same overrides, by id.
+        for (a, b) in [
+            ("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+            ("2026-03-10T14:00:00Z", "2026-03-12T00:00:00Z"),
+            ("2026-03-09T00:00:00Z", "2026-03-10T10:00:01Z"),
+        ] {
+            let (stored, overrides) = s
+                .store
+                .schedule_with_overrides(schedule.id, at(a), at(b))
+                .await
+                .unwrap()
+                .expect("the schedule");
+            assert_eq!(stored, s.store.schedule(schedule.id).await.unwrap());
+            let expected: Vec<_> = between(a, b)
+                .await
+                .unwrap()
+                .iter()
+                .map(|o| o.to_override())
+                .collect();
+            assert_eq!(overrides, expected, "{backend:?}: {a} to {b}");
+        }
+        let (stored, overrides) = s
+            .store
+            .schedule_with_overrides(
+                other.id,
+                at("2026-03-01T00:00:00Z"),
+                at("2026-04-01T00:00:00Z"),
+            )
+            .await
+            .unwrap()
+            .expect("the other schedule");
+        assert_eq!((stored.id, overrides.len()), (other.id, 0));
+        assert!(
+            s.store
+                .schedule_with_overrides(
+                    other.id + 100,
+                    at("2026-03-01T00:00:00Z"),
+                    at("2026-04-01T00:00:00Z")
+                )
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(
             s.store
                 .schedule_ids_of(cho, at("2026-03-10T13:00:00Z"))
