@@ -867,6 +867,8 @@ async fn ingest_in(
                         .await)?;
                     join = recent.map(|r| r.0);
                 }
+                let opened =
+                    opened_incident(integration, service_name, &summary, severity, severity_map);
                 if join.is_none()
                     && let (Tx::Sqlite(_), Some(id), Some(number)) =
                         (&*tx, found.new_id, found.new_number)
@@ -876,13 +878,7 @@ async fn ingest_in(
                     let (_, mut batch) = crate::incidents::declaration_with_ids(
                         true,
                         (id, number),
-                        &opened_incident(
-                            integration,
-                            service_name,
-                            &summary,
-                            severity,
-                            severity_map,
-                        ),
+                        &opened,
                         &[(
                             integration.service_id,
                             found.response_targets.clone(),
@@ -932,13 +928,7 @@ async fn ingest_in(
                     None => {
                         let incident = declare_in_with(
                             tx,
-                            &opened_incident(
-                                integration,
-                                service_name,
-                                &summary,
-                                severity,
-                                severity_map,
-                            ),
+                            &opened,
                             &system(),
                             now,
                             DeclareExtras {
