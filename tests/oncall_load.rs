@@ -1,6 +1,7 @@
 //! On-call load (issue 9, item 3) end to end, on both databases: pages sent through the real
-//! delivery path (`apply_step` records them, `finish_delivery` marks them sent and classifies
-//! them), a daily rotation across the 2026 spring DST change with an override, incidents with
+//! delivery path (`apply_step` records them, `finish_delivery` marks them sent, and they are
+//! classified: at once on SQLite, by the store's classifier a moment later on PostgreSQL), a
+//! daily rotation across the 2026 spring DST change with an override, incidents with
 //! commanders; then `/insights/oncall/people.csv` and `/insights/oncall/fairness.csv`, fetched
 //! over HTTP as a viewer, compared cell by cell with answers worked out by hand below. The
 //! catch-up pass (`classify_pending_interruptions`) must give the same classes as the inline
@@ -448,6 +449,17 @@ async fn scenario(backend: Backend) {
         (n3, "sleep"),
         (n4, "working"),
     ];
+    // On PostgreSQL the store's classifier classifies pages a moment after they are sent.
+    let mut waited = 0;
+    while classes(store)
+        .await
+        .iter()
+        .any(|(id, class)| class.is_none() && expected_classes.iter().any(|(e, _)| e == id))
+    {
+        assert!(waited < 100, "sent pages were not classified within 5 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
     let inline = classes(store).await;
     for (id, class) in expected_classes {
         let got = inline.iter().find(|(i, _)| *i == id).unwrap();

@@ -1,13 +1,14 @@
 //! On-call load (issue 9, item 3): pages classified by the person's local time, hours on call
 //! from the scheduler's final schedules, incidents commanded, and fairness per schedule.
 //!
-//! A page to a person is classified once, when it is sent ([`sent_page_class`], called by
-//! `finish_delivery` in the same transaction on SQLite, and in a short transaction right after
-//! it on PostgreSQL, see [`classify_sent_page`]), into `notifications.interruption`: the class of
-//! a counted interruption (`working`, `evening`, `sleep`), or `repeat` when the same person
-//! already had a counted interruption in the 60 seconds up to it. Reading the load is then an
-//! indexed `GROUP BY` over the range. [`Store::classify_pending_interruptions`] catches up on
-//! pages sent before the column existed, or bulk-loaded, in one ordered pass.
+//! A page to a person is classified once it is sent, into `notifications.interruption`: the
+//! class of a counted interruption (`working`, `evening`, `sleep`), or `repeat` when the same
+//! person already had a counted interruption in the 60 seconds up to it. On SQLite
+//! `finish_delivery` does it in the transaction that marks the page sent ([`sent_page_class`]);
+//! on PostgreSQL the store's [`Classifier`] does it a moment later, for a whole burst at once,
+//! with the ordered catch-up pass [`Store::classify_pending_interruptions`], which also
+//! classifies pages sent before the column existed, or bulk-loaded. Reading the load runs that
+//! pass first and is then an indexed `GROUP BY` over the range.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -45,9 +46,8 @@ fn zone_of(name: &str) -> TimeZone {
 /// count too because deliveries can be recorded in another order than they were sent: if one
 /// sent a moment later was recorded first and counted, this one is the repeat.)
 ///
-/// On PostgreSQL the person's row is locked first, so two deliveries of one page through two
-/// contact methods, finishing at once, cannot both count; SQLite has one writer anyway, and
-/// `zone`, when the caller knows it, saves reading it there.
+/// SQLite only (one writer, so two deliveries of one page finishing at once cannot both
+/// count); `zone`, when the caller knows it, saves reading it.
 pub(crate) async fn sent_page_class(
     tx: &mut Tx,
     notification_id: i64,
@@ -55,20 +55,12 @@ pub(crate) async fn sent_page_class(
     sent_at: DateTime<Utc>,
     zone: Option<&str>,
 ) -> Result<Option<&'static str>> {
-    let zone: Option<(String,)> = match (&mut *tx, zone) {
-        (Tx::Sqlite(_), Some(known)) => Some((known.to_owned(),)),
-        (Tx::Sqlite(t), None) => {
-            sqlx::query_as("SELECT time_zone FROM users WHERE id = $1")
-                .bind(user_id)
-                .fetch_optional(&mut **t)
-                .await?
-        }
-        (Tx::Postgres(t), _) => {
-            sqlx::query_as("SELECT time_zone FROM users WHERE id = $1 FOR NO KEY UPDATE")
-                .bind(user_id)
-                .fetch_optional(&mut **t)
-                .await?
-        }
+    let zone: Option<(String,)> = match zone {
+        Some(known) => Some((known.to_owned(),)),
+        None => tx!(tx, c => sqlx::query_as("SELECT time_zone FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(c)
+            .await)?,
     };
     let Some((zone,)) = zone else { return Ok(None) };
     let earlier: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
@@ -87,126 +79,77 @@ pub(crate) async fn sent_page_class(
     }))
 }
 
-/// Classifies a page already marked sent, after the transaction that marked it (PostgreSQL).
+/// Classifies the pages sent on PostgreSQL off the delivery path, a moment after a burst.
 ///
-/// The class depends on the person's other pages, so the person's row is locked while it is
-/// decided, until the commit. Taken inside the transaction that marks the page sent, that
-/// lock made every page to one person wait, one after another, for each other's round trips
-/// and commit: in a storm of pages to the person on call, that queue was most of the time a
-/// page took. Here the lock, the decision and the update are one query string, run by
-/// PostgreSQL as one transaction without a round trip to us while the lock is held (each of
-/// its statements reads the data committed when it starts, so the decision sees a page
-/// another delivery classified while this one waited for the lock), and its commit does not
-/// wait for the disk: the class is derived data, and a page whose class a crash lost is
-/// classified again, like one sent before classes existed, by
-/// [`Store::classify_pending_interruptions`] when the engine starts.
+/// A page's class is derived data for the on-call load reports, and a page to the person on
+/// call is the one write a storm cannot wait for. Classifying each page as its delivery was
+/// recorded cost PostgreSQL as much as recording the delivery itself: a second, non-HOT update
+/// of the same row, in a transaction that locked the person's row so that two deliveries of
+/// one page could not both count. So a recorded delivery only pokes this task, and the task
+/// runs [`Store::classify_pending_interruptions`] once the pokes pause for
+/// [`Classifier::QUIET`], or [`Classifier::MOST_WAIT`] after the first one in a steady
+/// stream: one read and a few updates for a whole storm.
 ///
-/// A page counts unless the person has a counted page within 60 s *either side* of it. Pages
-/// are classified in the order their deliveries commit, which can differ from the order they
-/// were sent: if a page sent a moment later was classified first and counted, this one is the
-/// repeat, so the burst still counts once. The pages of a storm are classified in batches, by
-/// the store's [`Classifier`].
-pub(crate) async fn classify_sent_page(
-    store: &Store,
-    notification_id: i64,
-    user_id: i64,
-    sent_at: DateTime<Utc>,
-    zone: Option<&str>,
-) -> Result<()> {
-    let crate::Db::Postgres(pool, _) = store.db() else {
-        return Ok(());
-    };
-    let zone = match zone {
-        Some(zone) => zone.to_owned(),
-        None => {
-            let found: Option<(String,)> =
-                sqlx::query_as("SELECT time_zone FROM users WHERE id = $1")
-                    .bind(user_id)
-                    .fetch_optional(pool)
-                    .await?;
-            match found {
-                Some((zone,)) => zone,
-                None => return Ok(()),
-            }
-        }
-    };
-    let counted = classify_interruption(sent_at, zone_of(&zone).tz()).as_str();
-    store
-        .classifier
-        .classify(
-            pool,
-            SentPage {
-                notification_id,
-                user_id,
-                sent_at,
-                counted,
-            },
-        )
-        .await
-}
-
-/// A sent page to classify, with the class it has if it counts.
-#[derive(Debug)]
-struct SentPage {
-    notification_id: i64,
-    user_id: i64,
-    sent_at: DateTime<Utc>,
-    counted: &'static str,
-}
-
-type Classified = tokio::sync::oneshot::Sender<std::result::Result<(), String>>;
-
-/// Classifies the pages of [`classify_sent_page`] from a task of its own, one query string
-/// for all the pages that arrived while the previous one ran: one round trip and one lock of
-/// each person concerned per batch, instead of a round trip and a wait for the lock per page,
-/// every page of a storm to the person on call queuing on the same row. In the string, the
-/// people's rows are locked first (in id order, so two replicas cannot deadlock), then each
-/// page is classified in the order its delivery was recorded; the string runs as one
-/// transaction, each statement seeing the pages classified before it, in the batch or by
-/// another replica. Each caller waits for its batch, so a recorded delivery returns with its
-/// page classified, as before.
+/// Nothing is lost by waiting: an unclassified page is pending in the database (the
+/// `notifications_unclassified` index), so a crash only postpones it to the next pass (every
+/// engine start runs one), and every reading of the on-call load runs one first, so a report
+/// never counts a page as not sent. Passes are serialized per process by a mutex and across
+/// replicas by a transaction-level advisory lock.
 #[derive(Clone, Default)]
 pub(crate) struct Classifier {
-    queue: std::sync::Arc<
-        std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(SentPage, Classified)>>,
-    >,
+    /// The task's queue (one pending poke is enough).
+    queue: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<()>>>,
+    /// Held while a catch-up pass runs in this process.
+    running: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Classifier {
-    /// The most pages one query string classifies.
-    const MAX_BATCH: usize = 256;
+    /// How long the pokes must pause before the task classifies.
+    const QUIET: std::time::Duration = std::time::Duration::from_millis(250);
+    /// The longest a poke waits for its pass while the pokes keep coming.
+    const MOST_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-    async fn classify(&self, pool: &sqlx::PgPool, page: SentPage) -> Result<()> {
-        let queue = self.queue.get_or_init(|| Self::start(pool.clone()));
-        let (done, classified) = tokio::sync::oneshot::channel();
-        if queue.send((page, done)).is_err() {
-            return Err(crate::StoreError::Corrupt(
-                "the classifier has stopped".into(),
-            ));
-        }
-        match classified.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(crate::StoreError::Corrupt(e)),
-            Err(_) => Err(crate::StoreError::Corrupt(
-                "the classifier has stopped".into(),
-            )),
-        }
+    /// Says a page was recorded as sent; it is classified shortly (see [`Classifier`]).
+    pub(crate) fn poke(&self, store: &Store) {
+        let queue = self.queue.get_or_init(|| {
+            // The task's store must not hold this queue, or the task would keep itself alive:
+            // it gets a classifier of its own that shares only the mutex.
+            let store = Store {
+                classifier: Classifier {
+                    queue: Default::default(),
+                    running: self.running.clone(),
+                },
+                ..store.clone()
+            };
+            Self::start(store)
+        });
+        // Full: a poke is already waiting, which covers this page too.
+        let _ = queue.try_send(());
     }
 
-    /// Starts the task; it ends when the last `Classifier` is dropped.
-    fn start(pool: sqlx::PgPool) -> tokio::sync::mpsc::UnboundedSender<(SentPage, Classified)> {
-        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<(SentPage, Classified)>();
+    /// Starts the task; it ends when the last handle to the queue is dropped.
+    fn start(store: Store) -> tokio::sync::mpsc::Sender<()> {
+        let (queue, mut pokes) = tokio::sync::mpsc::channel::<()>(1);
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(Self::MAX_BATCH);
-            while pending.recv_many(&mut batch, Self::MAX_BATCH).await > 0 {
-                let pages: Vec<&SentPage> = batch.iter().map(|(p, _)| p).collect();
-                let result = sqlx::raw_sql(&classify_sql(&pages))
-                    .execute(&pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string());
-                for (_, done) in batch.drain(..) {
-                    let _ = done.send(result.clone());
+            while pokes.recv().await.is_some() {
+                let deadline = tokio::time::Instant::now() + Self::MOST_WAIT;
+                let mut open = true;
+                loop {
+                    let wait = (tokio::time::Instant::now() + Self::QUIET).min(deadline);
+                    tokio::select! {
+                        poke = pokes.recv() => match poke {
+                            Some(()) if tokio::time::Instant::now() < deadline => continue,
+                            Some(()) => break,
+                            None => { open = false; break; }
+                        },
+                        _ = tokio::time::sleep_until(wait) => break,
+                    }
+                }
+                if let Err(e) = store.classify_pending_interruptions().await {
+                    tracing::warn!(error = %e, "classifying sent pages failed; the next pass retries");
+                }
+                if !open {
+                    break;
                 }
             }
         });
@@ -214,40 +157,8 @@ impl Classifier {
     }
 }
 
-/// The query string that classifies `pages` (see [`Classifier`]). It holds only numbers, the
-/// timestamps we format and class names of ours: nothing anyone typed. Its commit does not
-/// wait for the disk (see [`classify_sent_page`]).
-fn classify_sql(pages: &[&SentPage]) -> String {
-    let mut users: Vec<i64> = pages.iter().map(|p| p.user_id).collect();
-    users.sort_unstable();
-    users.dedup();
-    let users = users
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = format!(
-        "SELECT set_config('synchronous_commit', 'off', true) FROM users WHERE id IN ({users}) ORDER BY id FOR NO KEY UPDATE;\n"
-    );
-    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    for p in pages {
-        sql.push_str(&format!(
-            "UPDATE notifications SET interruption = CASE WHEN EXISTS (
-                 SELECT 1 FROM notifications e
-                 WHERE e.user_id = {user_id} AND e.interruption IN ('working', 'evening', 'sleep')
-                   AND e.sent_at > '{from}' AND e.sent_at < '{to}' AND e.id <> {id})
-               THEN '{REPEAT}' ELSE '{counted}' END
-             WHERE id = {id} AND state = 'sent' AND interruption IS NULL
-               AND EXISTS (SELECT 1 FROM users WHERE id = {user_id});\n",
-            user_id = p.user_id,
-            id = p.notification_id,
-            counted = p.counted,
-            from = at(p.sent_at - REPEAT_WINDOW),
-            to = at(p.sent_at + REPEAT_WINDOW),
-        ));
-    }
-    sql
-}
+/// The advisory lock that serializes catch-up passes across replicas (PostgreSQL).
+const CLASSIFY_LOCK: i64 = 0x4865_6c69_6f43_6c61; // "HelioCla"
 
 /// The stored class as a small code, so the catch-up pass reads compact rows.
 const CODES: [&str; 4] = ["working", "evening", "sleep", REPEAT];
@@ -265,10 +176,20 @@ const REPEAT_CODE: i64 = 3;
 /// What the catch-up pass decides for one person's pages, given in (sent_at, id) order with
 /// their stored codes (`None` for unclassified): the new code of each page whose code changes.
 /// A page counts unless a counted page lies in the 60 seconds up to it; a counted page keeps a
-/// class it already has (its person's zone may have changed since it was sent).
+/// class it already has (its person's zone may have changed since it was sent). Pages before
+/// the first unclassified one keep their classes and only say when the last counted page was.
 fn decide(pages: &[(i64, DateTime<Utc>, Option<i64>)], zone: TimeZone, out: &mut Vec<(i64, i64)>) {
-    let mut last_counted: Option<DateTime<Utc>> = None;
-    for &(id, sent_at, stored) in pages {
+    let first_pending = pages
+        .iter()
+        .position(|p| p.2.is_none())
+        .unwrap_or(pages.len());
+    let (settled, open) = pages.split_at(first_pending);
+    let mut last_counted: Option<DateTime<Utc>> = settled
+        .iter()
+        .rev()
+        .find(|p| p.2.is_some_and(|c| c != REPEAT_CODE))
+        .map(|p| p.1);
+    for &(id, sent_at, stored) in open {
         let repeat = last_counted.is_some_and(|t| sent_at - t < REPEAT_WINDOW);
         let code = if repeat {
             REPEAT_CODE
@@ -286,10 +207,19 @@ fn decide(pages: &[(i64, DateTime<Utc>, Option<i64>)], zone: TimeZone, out: &mut
 }
 
 impl Store {
-    /// Classifies every sent page to a person that is not classified yet (pages sent before
-    /// this feature, or bulk-loaded), in one pass ordered by (user_id, sent_at, id), and
-    /// returns how many notifications changed. The pages of each person concerned are read
-    /// whole, so the 60-second rule also sees pages classified earlier; updates go in chunks.
+    /// Classifies every sent page to a person that is not classified yet, and returns how
+    /// many notifications changed. Pages are read from 60 seconds before the earliest pending
+    /// one on, ordered by (user_id, sent_at, id), for the people who have a pending page:
+    /// pages before a person's first pending page only say when their last counted page was
+    /// (their classes stay), and from it on each page is decided again, so a page sent a
+    /// moment before one already counted makes that one the repeat. Updates go in chunks.
+    ///
+    /// This is how pages sent on PostgreSQL are classified (see [`Classifier`]); on SQLite a
+    /// page is classified as its delivery is recorded and this catches up on pages sent
+    /// before the column existed, or bulk-loaded. One pass at a time: a mutex in the process
+    /// and, on PostgreSQL, an advisory lock held by the pass's first transaction, which reads
+    /// and decides under it. Its commit does not wait for the disk: the class is derived, and
+    /// a page whose class a crash lost is pending again for the next pass.
     pub async fn classify_pending_interruptions(&self) -> Result<u64> {
         #[derive(sqlx::FromRow)]
         struct Row {
@@ -299,20 +229,46 @@ impl Store {
             code: Option<i64>,
             time_zone: String,
         }
-        let rows: Vec<Row> = read!(self.db(), c => sqlx::query_as(
-            "SELECT n.id, n.user_id, n.sent_at,
-                    CAST(CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 WHEN 'sleep' THEN 2 WHEN 'repeat' THEN 3 END AS BIGINT) AS code,
+        let _one = self.classifier.running.lock().await;
+        let mut tx = self.db().begin().await?;
+        if let Tx::Postgres(t) = &mut tx {
+            sqlx::query(
+                "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock($1)",
+            )
+            .bind(CLASSIFY_LOCK)
+            .execute(&mut **t)
+            .await?;
+        }
+        let first: Option<(DateTime<Utc>,)> = tx!(&mut tx, c => sqlx::query_as(
+            "SELECT sent_at FROM notifications
+             WHERE purpose = 'page' AND state = 'sent' AND user_id IS NOT NULL AND interruption IS NULL
+               AND sent_at IS NOT NULL
+             ORDER BY sent_at LIMIT 1")
+            .fetch_optional(c)
+            .await)?;
+        let Some((first,)) = first else {
+            return Ok(0);
+        };
+        // Pending pages, and the classified pages of their people since 60 s before the
+        // earliest (over `notifications_user_interruptions`).
+        let rows: Vec<Row> = tx!(&mut tx, c => sqlx::query_as(
+            "SELECT n.id, n.user_id, n.sent_at, NULL AS code, u.time_zone
+             FROM notifications n JOIN users u ON u.id = n.user_id
+             WHERE n.purpose = 'page' AND n.state = 'sent' AND n.user_id IS NOT NULL AND n.interruption IS NULL
+               AND n.sent_at IS NOT NULL
+             UNION ALL
+             SELECT n.id, n.user_id, n.sent_at,
+                    CAST(CASE n.interruption WHEN 'working' THEN 0 WHEN 'evening' THEN 1 WHEN 'sleep' THEN 2 ELSE 3 END AS BIGINT) AS code,
                     u.time_zone
              FROM notifications n JOIN users u ON u.id = n.user_id
-             WHERE n.purpose = 'page' AND n.state = 'sent' AND n.sent_at IS NOT NULL
-               AND n.user_id IN (SELECT p.user_id FROM notifications p
+             WHERE n.user_id IN (SELECT p.user_id FROM notifications p
                                  WHERE p.purpose = 'page' AND p.state = 'sent' AND p.user_id IS NOT NULL AND p.interruption IS NULL)
-             ORDER BY n.user_id, n.sent_at, n.id")
+               AND n.interruption IN ('working', 'evening', 'sleep', 'repeat')
+               AND n.sent_at > $1 AND n.purpose = 'page' AND n.state = 'sent'
+             ORDER BY 2, 3, 1")
+            .bind(first - REPEAT_WINDOW)
             .fetch_all(c)
             .await)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
         let mut changes: Vec<(i64, i64)> = Vec::new();
         let mut zones: HashMap<&str, TimeZone> = HashMap::new();
         let mut pages = Vec::new();
@@ -333,7 +289,8 @@ impl Store {
         }
         drop(rows);
         let changed = changes.len() as u64;
-        // Group by new code, then update in chunks of ids.
+        // Group by new code, then update in chunks of ids: the first group of statements in
+        // the transaction that decided them.
         changes.sort_unstable_by_key(|&(id, code)| (code, id));
         let mut statements: Vec<(i64, &[(i64, i64)])> = Vec::new();
         for code in 0..CODES.len() as i64 {
@@ -343,11 +300,15 @@ impl Store {
                 statements.push((code, chunk));
             }
         }
+        let mut tx = Some(tx);
         for batch in statements.chunks(UPDATES_PER_TX) {
-            let mut tx = self.db().begin().await?;
+            let mut t = match tx.take() {
+                Some(t) => t,
+                None => self.db().begin().await?,
+            };
             for &(code, ids) in batch {
                 let class = CODES[code as usize];
-                tx!(&mut tx, c => {
+                tx!(&mut t, c => {
                     let mut qb = sqlx::QueryBuilder::new("UPDATE notifications SET interruption = ");
                     qb.push_bind(class).push(" WHERE id IN (");
                     let mut list = qb.separated(", ");
@@ -358,10 +319,10 @@ impl Store {
                     qb.build().execute(c).await.map(|r| r.rows_affected())
                 })?;
             }
-            tx.commit().await?;
+            t.commit().await?;
         }
         if changed > 0 {
-            tracing::info!(changed, "classified pages as interruptions");
+            tracing::debug!(changed, "classified pages as interruptions");
         }
         Ok(changed)
     }
@@ -585,6 +546,8 @@ impl Store {
     /// in batches and counted there the same way). No page leaves the database as a row.
     /// Hours on call are not narrowed by service or severity.
     pub async fn oncall_load(&self, scope: &Scope) -> Result<OncallLoad> {
+        // Pages sent a moment ago may still wait for the classifier (PostgreSQL): count them.
+        self.classify_pending_interruptions().await?;
         let users: Vec<(i64, String, String)> = read!(self.db(), c => sqlx::query_as(
             "SELECT id, name, time_zone FROM users ORDER BY id")
             .fetch_all(c)
@@ -843,6 +806,29 @@ mod tests {
         let mut out = Vec::new();
         decide(&pages, TimeZone::UTC, &mut out);
         assert_eq!(out, vec![(2, 3), (3, 1)]);
+    }
+
+    #[test]
+    fn pages_before_the_first_pending_one_only_seed_the_rule() {
+        // A pass reads from 60 s before the earliest pending page, so a repeat may arrive
+        // without the page that made it one: it stays a repeat, and does not count.
+        let pages = vec![
+            (1, t("2026-11-30T10:00:00Z"), Some(3)),
+            (2, t("2026-11-30T10:00:30Z"), None),
+        ];
+        let mut out = Vec::new();
+        decide(&pages, TimeZone::UTC, &mut out);
+        assert_eq!(out, vec![(2, 0)]);
+        // A counted page 50 s before the pending one makes it a repeat and is left as it is;
+        // a page 70 s after it counts still.
+        let pages = vec![
+            (1, t("2026-11-30T09:59:40Z"), Some(2)),
+            (2, t("2026-11-30T10:00:30Z"), None),
+            (3, t("2026-11-30T10:00:50Z"), Some(0)),
+        ];
+        let mut out = Vec::new();
+        decide(&pages, TimeZone::UTC, &mut out);
+        assert_eq!(out, vec![(2, 3)]);
     }
 
     #[test]

@@ -533,6 +533,7 @@ impl Store {
     /// [`Store::apply_step`], and with `lease`, the `deliver` jobs of the new notifications
     /// due now are enqueued already leased to `worker` for `lease` and returned, for the
     /// worker to deliver at once. `None` when the step's job lease was lost (nothing changed).
+    /// On SQLite one transaction; on PostgreSQL one statement (see `apply_step_postgres`).
     pub async fn apply_step_claiming(
         &self,
         job_id: i64,
@@ -541,28 +542,24 @@ impl Store {
         lease: Option<chrono::TimeDelta>,
     ) -> Result<Option<Vec<ClaimedDelivery>>> {
         let now = self.now();
+        if let crate::Db::Postgres(pool, announcer) = self.db() {
+            return self
+                .apply_step_postgres(pool, announcer, job_id, worker, step, lease, now)
+                .await;
+        }
         let mut tx = self.db().begin().await?;
         // The job is marked finished last, with the batch (one round trip); if its lease was
         // lost meanwhile, nothing of this transaction is kept.
         let mut lease = lease;
         if lease.is_some() && !step.notifications.is_empty() {
             // Acknowledged, resolved or reopened since the step was planned: no direct send.
-            // On PostgreSQL the row is share-locked, so an acknowledgement waits for this
-            // transaction and the sender's check right after it sees the change.
-            let current: Option<(String, i64)> = match &mut tx {
-                Tx::Postgres(t) => sqlx::query_as(
-                    "SELECT i.status, e.epoch FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
-                     WHERE i.id = $1 FOR SHARE OF i")
-                    .bind(step.incident_id)
-                    .fetch_optional(&mut **t)
-                    .await?,
-                Tx::Sqlite(t) => sqlx::query_as(
-                    "SELECT i.status, e.epoch FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
-                     WHERE i.id = $1")
-                    .bind(step.incident_id)
-                    .fetch_optional(&mut **t)
-                    .await?,
-            };
+            // (SQLite: one writer, so nothing changes it before this transaction commits.)
+            let current: Option<(String, i64)> = tx!(&mut tx, c => sqlx::query_as(
+                "SELECT i.status, e.epoch FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
+                 WHERE i.id = $1")
+                .bind(step.incident_id)
+                .fetch_optional(c)
+                .await)?;
             let still = current.is_some_and(|(status, epoch)| {
                 status == "triggered" && step.epoch.is_none_or(|e| e == epoch)
             });
@@ -573,33 +570,6 @@ impl Store {
         let mut claimed = Vec::new();
         for (index, n) in step.notifications.iter().enumerate() {
             let leased = lease.filter(|_| n.due_at <= now);
-            if let Tx::Postgres(t) = &mut tx {
-                // The notification and its `deliver` job in one statement.
-                let (locked_by, locked_until, attempts) = match leased {
-                    Some(lease) => (Some(worker), Some(now + lease), 1i64),
-                    None => (None, None, 0),
-                };
-                let row: Option<(i64, Option<i64>)> = bind_notification!(sqlx::query_as(concat!(
-                    "WITH n AS (", insert_notification!(), "),
-                     j AS (
-                       INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
-                       SELECT 'deliver', '{\"notification_id\":' || n.id || '}', $12, 'deliver:' || n.id, $11, $13, $14, $15 FROM n
-                       ON CONFLICT (dedup_key) DO NOTHING RETURNING id)
-                     SELECT n.id, (SELECT id FROM j) FROM n")), n, now)
-                    .bind(locked_by)
-                    .bind(locked_until)
-                    .bind(attempts)
-                    .fetch_optional(&mut **t)
-                    .await?;
-                if let (Some((id, Some(job))), Some(_)) = (row, leased) {
-                    claimed.push(ClaimedDelivery {
-                        index,
-                        notification_id: id,
-                        job_id: job,
-                    });
-                }
-                continue;
-            }
             let id: Option<(i64,)> = tx!(&mut tx, c => bind_notification!(sqlx::query_as(insert_notification!()), n, now)
                 .fetch_optional(c)
                 .await)?;
@@ -639,75 +609,158 @@ impl Store {
             }
         }
         // The rest needs no answers: one round trip.
-        let mut batch = Batch::default();
-        if let Some((sql, args)) =
-            action_tokens_statement(&step.action_tokens, step.incident_id, now)
-        {
-            batch.push(sql, args);
-        }
-        for job in &step.jobs {
-            let (sql, args) = crate::jobs::enqueue_statement(job, now);
-            batch.push(sql, args);
-        }
-        for (service_id, kind, minutes) in &step.breaches {
-            batch.push(
-                "INSERT INTO response_breaches (incident_id, service_id, kind, target_minutes, breached_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (incident_id, service_id, kind) DO NOTHING",
-                vec![step.incident_id.into(), (*service_id).into(), (*kind).into(), (*minutes).into(), now.into()],
-            );
-        }
-        for id in &step.notices_sent {
-            batch.push(
-                "UPDATE schedule_notices SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL",
-                vec![(*id).into(), now.into()],
-            );
-        }
-        for id in &step.reminders_sent {
-            batch.push(
-                "UPDATE action_items SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL",
-                vec![(*id).into(), now.into()],
-            );
-        }
-        if let Some((level, repeat)) = step.position {
-            batch.push(
-                "UPDATE incident_escalations SET level = $2, repeat_no = $3, updated_at = $4 WHERE incident_id = $1",
-                vec![step.incident_id.into(), level.into(), repeat.into(), now.into()],
-            );
-        }
-        if !step.timeline.is_empty() {
-            let audit = engine_audit();
-            let entries: Vec<(&Audit, NewEntry<'_>)> = step
-                .timeline
-                .iter()
-                .map(|(kind, body)| {
-                    (
-                        &audit,
-                        NewEntry {
-                            kind,
-                            body: body.clone(),
-                            body_html: "",
-                            phase: None,
-                        },
-                    )
-                })
-                .collect();
-            let (sql, args) = crate::incidents::entries_statement(step.incident_id, now, &entries);
-            batch.push(sql, args);
-            if let Tx::Postgres(_) = tx {
-                let number = match step.incident_number {
-                    Some(n) => Some(n),
-                    None => incident_number(&mut tx, step.incident_id).await?,
-                };
-                if let Some(number) = number {
-                    crate::incidents::notify(&mut tx, number).await?;
-                }
-            }
-        }
+        let batch = step_batch(step, now);
         let (finish_sql, finish_args) = crate::jobs::finish_statement(job_id, worker, now);
         if !batch.run_guarded(&mut tx, finish_sql, finish_args).await? {
             return Ok(None);
         }
         tx.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    /// [`Store::apply_step_claiming`] on PostgreSQL: the whole step is one statement that
+    /// commits on its own (no `BEGIN` and `COMMIT` round trips). Its first clause finishes the
+    /// job if this worker still holds it, and every other part changes nothing unless that
+    /// clause did, so a step whose lease was lost leaves no trace. The status check share-locks
+    /// the incident's row as before: an acknowledgement waits for the statement, and one that
+    /// committed since the statement began is seen (PostgreSQL re-checks a row it locks), so
+    /// no delivery is leased for a page already acknowledged.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_step_postgres(
+        &self,
+        pool: &sqlx::PgPool,
+        announcer: &crate::Announcer,
+        job_id: i64,
+        worker: &str,
+        step: &Step<'_>,
+        lease: Option<chrono::TimeDelta>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<ClaimedDelivery>>> {
+        use crate::batch::Arg;
+        // $1 job, $2 worker, $3 now, $4 incident, $5 epoch, $6 lease end.
+        let mut args: Vec<Arg> = vec![
+            job_id.into(),
+            worker.into(),
+            now.into(),
+            step.incident_id.into(),
+            step.epoch.into(),
+            lease.map(|l| now + l).into(),
+        ];
+        let mut sql = String::from(
+            "WITH f AS (
+               UPDATE jobs SET finished_at = $3, locked_by = NULL, locked_until = NULL
+               WHERE id = $1 AND locked_by = $2 AND finished_at IS NULL RETURNING id)",
+        );
+        if !step.notifications.is_empty() {
+            let leased = if lease.is_some() {
+                sql.push_str(
+                    ", st AS MATERIALIZED (
+                       SELECT 1 FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
+                       WHERE i.id = $4 AND i.status = 'triggered' AND ($5::bigint IS NULL OR e.epoch = $5)
+                         AND EXISTS (SELECT 1 FROM f)
+                       FOR SHARE OF i)",
+                );
+                "n.due_at <= $3 AND EXISTS (SELECT 1 FROM st)"
+            } else {
+                "false"
+            };
+            sql.push_str(", nv AS (SELECT * FROM (VALUES ");
+            for (index, n) in step.notifications.iter().enumerate() {
+                if index > 0 {
+                    sql.push_str(", ");
+                }
+                let b = args.len();
+                sql.push_str(&format!(
+                    "({index}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10,
+                    b + 11
+                ));
+                args.extend([
+                    n.idempotency_key.as_str().into(),
+                    n.incident_id.into(),
+                    n.user_id.into(),
+                    n.contact_method_id.into(),
+                    n.purpose.into(),
+                    n.channel.as_str().into(),
+                    n.address.as_str().into(),
+                    n.subject.as_str().into(),
+                    n.level.into(),
+                    n.repeat_no.into(),
+                    n.due_at.into(),
+                ]);
+            }
+            sql.push_str(&format!(
+                ") v (ord, idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, due_at)),
+                 n AS (
+                   INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
+                   SELECT idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, 'pending', $3, due_at
+                   FROM nv WHERE EXISTS (SELECT 1 FROM f) ORDER BY ord
+                   ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key, due_at),
+                 j AS (
+                   INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
+                   SELECT 'deliver', '{{\"notification_id\":' || n.id || '}}', n.due_at, 'deliver:' || n.id, $3,
+                          CASE WHEN {leased} THEN $2 END, CASE WHEN {leased} THEN $6 END, CASE WHEN {leased} THEN 1 ELSE 0 END
+                   FROM n ORDER BY n.id
+                   ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key, locked_by)"
+            ));
+        }
+        let (clauses, clause_args) = step_batch(step, now).guarded_clauses("f", args.len());
+        sql.push_str(&clauses);
+        args.extend(clause_args);
+        let announce = !step.timeline.is_empty();
+        let number = if announce && step.incident_number.is_none() {
+            "(SELECT number FROM incidents WHERE id = $4)"
+        } else {
+            "NULL::bigint"
+        };
+        if step.notifications.is_empty() {
+            sql.push_str(&format!(
+                " SELECT (SELECT count(*) FROM f), {number}, NULL::bigint, NULL::text, NULL::bigint, false"
+            ));
+        } else {
+            sql.push_str(&format!(
+                " SELECT (SELECT count(*) FROM f), {number}, n.id, n.idempotency_key, j.id, j.locked_by IS NOT NULL
+                  FROM (SELECT 1) one LEFT JOIN n ON true LEFT JOIN j ON j.dedup_key = 'deliver:' || n.id"
+            ));
+        }
+        type Row = (i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, bool);
+        let rows: Vec<Row> = crate::batch::fetch_all_postgres(pool, &sql, &args).await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        if first.0 == 0 {
+            return Ok(None);
+        }
+        if announce && let Some(number) = step.incident_number.or(first.1) {
+            announcer.announce(vec![number]);
+        }
+        let mut claimed = Vec::new();
+        for (_, _, id, key, job, leased) in rows {
+            let (Some(id), Some(key), Some(job), true) = (id, key, job, leased) else {
+                continue;
+            };
+            if let Some(index) = step
+                .notifications
+                .iter()
+                .position(|n| n.idempotency_key == key)
+            {
+                claimed.push(ClaimedDelivery {
+                    index,
+                    notification_id: id,
+                    job_id: job,
+                });
+            }
+        }
+        claimed.sort_by_key(|c| c.index);
         Ok(Some(claimed))
     }
 
@@ -808,16 +861,15 @@ impl Store {
         };
         // A page to a person that becomes sent is classified as an interruption (on-call
         // load). On SQLite (one writer) the update that marks it sent stores the class; on
-        // PostgreSQL a transaction of its own does, after this one commits (see
-        // `oncall_load::classify_sent_page`).
+        // PostgreSQL the store's classifier does, shortly after (see `oncall_load::Classifier`).
         let mut interruption = None;
-        let mut classify_after = None;
+        let mut classify_after = false;
         if notification.purpose == "page"
             && notification.state == "pending"
             && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
         {
             if let Tx::Postgres(_) = tx {
-                classify_after = Some((user_id, sent_at));
+                classify_after = true;
             } else {
                 interruption = crate::oncall_load::sent_page_class(
                     &mut tx,
@@ -890,34 +942,10 @@ impl Store {
             return Ok(false);
         }
         tx.commit().await?;
-        if let Some((user_id, sent_at)) = classify_after {
-            self.classify_after_commit(notification.id, user_id, sent_at, known)
-                .await;
+        if classify_after {
+            self.classifier.poke(self);
         }
         Ok(true)
-    }
-
-    /// Classifies a page sent and recorded (PostgreSQL; see
-    /// `oncall_load::classify_sent_page`). A failure is logged: the engine classifies the page
-    /// when it next starts.
-    async fn classify_after_commit(
-        &self,
-        notification_id: i64,
-        user_id: i64,
-        sent_at: DateTime<Utc>,
-        known: &Known,
-    ) {
-        if let Err(e) = crate::oncall_load::classify_sent_page(
-            self,
-            notification_id,
-            user_id,
-            sent_at,
-            known.user_time_zone.as_deref(),
-        )
-        .await
-        {
-            tracing::warn!(error = %e, notification = notification_id, "classifying a sent page failed");
-        }
     }
 
     /// [`Store::finish_delivery_known`] on PostgreSQL for a page or notice: the job, the
@@ -986,10 +1014,10 @@ impl Store {
         }
         if notification.purpose == "page"
             && notification.state == "pending"
-            && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
+            && notification.user_id.is_some()
+            && sent_at.is_some()
         {
-            self.classify_after_commit(notification.id, user_id, sent_at, known)
-                .await;
+            self.classifier.poke(self);
         }
         Ok(true)
     }
@@ -1113,6 +1141,67 @@ impl Store {
             .await)
         .map_err(Into::into)
     }
+}
+
+/// The parts of a step whose results nobody reads: its links, jobs, breaches, notices and
+/// reminders marked, position and timeline entries.
+fn step_batch(step: &Step<'_>, now: DateTime<Utc>) -> Batch {
+    let mut batch = Batch::default();
+    if let Some((sql, args)) =
+        action_tokens_statement(&step.action_tokens, step.incident_id, now)
+    {
+        batch.push(sql, args);
+    }
+    for job in &step.jobs {
+        let (sql, args) = crate::jobs::enqueue_statement(job, now);
+        batch.push(sql, args);
+    }
+    for (service_id, kind, minutes) in &step.breaches {
+        batch.push(
+            "INSERT INTO response_breaches (incident_id, service_id, kind, target_minutes, breached_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (incident_id, service_id, kind) DO NOTHING",
+            vec![step.incident_id.into(), (*service_id).into(), (*kind).into(), (*minutes).into(), now.into()],
+        );
+    }
+    for id in &step.notices_sent {
+        batch.push(
+            "UPDATE schedule_notices SET sent_at = $2 WHERE id = $1 AND sent_at IS NULL",
+            vec![(*id).into(), now.into()],
+        );
+    }
+    for id in &step.reminders_sent {
+        batch.push(
+            "UPDATE action_items SET reminded_at = $2 WHERE id = $1 AND reminded_at IS NULL",
+            vec![(*id).into(), now.into()],
+        );
+    }
+    if let Some((level, repeat)) = step.position {
+        batch.push(
+            "UPDATE incident_escalations SET level = $2, repeat_no = $3, updated_at = $4 WHERE incident_id = $1",
+            vec![step.incident_id.into(), level.into(), repeat.into(), now.into()],
+        );
+    }
+    if !step.timeline.is_empty() {
+        let audit = engine_audit();
+        let entries: Vec<(&Audit, NewEntry<'_>)> = step
+            .timeline
+            .iter()
+            .map(|(kind, body)| {
+                (
+                    &audit,
+                    NewEntry {
+                        kind,
+                        body: body.clone(),
+                        body_html: "",
+                        phase: None,
+                    },
+                )
+            })
+            .collect();
+        let (sql, args) = crate::incidents::entries_statement(step.incident_id, now, &entries);
+        batch.push(sql, args);
+    }
+    batch
 }
 
 /// Stores action links' hashes in one statement.
