@@ -26,6 +26,12 @@ struct Cli {
     #[arg(long, global = true, env = "HELIOGRAPH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
 
+    /// Connections each process opens to PostgreSQL at most. About twice the database
+    /// server's cores is plenty: more connections only take turns on its cores.
+    #[arg(long, global = true, env = "HELIOGRAPH_DATABASE_POOL", default_value_t = heliograph_store::DEFAULT_POSTGRES_POOL,
+          value_parser = clap::value_parser!(u32).range(2..=1000))]
+    database_pool: u32,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -128,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let db = Db::connect(&cli.database_url)
+    let db = Db::connect_pooled(&cli.database_url, cli.database_pool)
         .await
         .with_context(|| format!("cannot open the database {}", redact(&cli.database_url)))?;
     db.migrate().await.context("cannot migrate the database")?;

@@ -181,7 +181,45 @@ fn help_explains_the_environment() {
         "HELIOGRAPH_BASE_URL",
         "HELIOGRAPH_SMTP_URL",
         "HELIOGRAPH_SMTP_FROM",
+        "HELIOGRAPH_DATABASE_POOL",
     ] {
         assert!(help.contains(var), "{var} missing from --help: {help}");
+    }
+}
+
+#[tokio::test]
+async fn the_postgres_pool_size_is_checked_and_used() {
+    let db = TestDatabase::fresh(heliograph_store::Backend::Sqlite).await;
+    for bad in ["1", "0", "many", "1001"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_heliograph"))
+            .arg("migrate")
+            .env("HELIOGRAPH_DATABASE_URL", &db.url)
+            .env("HELIOGRAPH_DATABASE_POOL", bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "pool {bad} accepted");
+        assert!(err.contains("database-pool"), "{bad}: {err}");
+    }
+    for backend in backends() {
+        let db = TestDatabase::fresh(backend).await;
+        let out = Command::new(env!("CARGO_BIN_EXE_heliograph"))
+            .arg("migrate")
+            .env("HELIOGRAPH_DATABASE_URL", &db.url)
+            .env("HELIOGRAPH_DATABASE_POOL", "3")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let heliograph_store::Db::Postgres(pool, _) =
+            heliograph_store::Db::connect_pooled(&db.url, 3)
+                .await
+                .unwrap()
+        {
+            assert_eq!(pool.options().get_max_connections(), 3);
+        }
     }
 }

@@ -732,7 +732,14 @@ impl Store {
                   FROM (SELECT 1) one LEFT JOIN n ON true LEFT JOIN j ON j.dedup_key = 'deliver:' || n.id"
             ));
         }
-        type Row = (i64, Option<i64>, Option<i64>, Option<String>, Option<i64>, bool);
+        type Row = (
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            bool,
+        );
         let rows: Vec<Row> = crate::batch::fetch_all_postgres(pool, &sql, &args).await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -1147,9 +1154,7 @@ impl Store {
 /// reminders marked, position and timeline entries.
 fn step_batch(step: &Step<'_>, now: DateTime<Utc>) -> Batch {
     let mut batch = Batch::default();
-    if let Some((sql, args)) =
-        action_tokens_statement(&step.action_tokens, step.incident_id, now)
-    {
+    if let Some((sql, args)) = action_tokens_statement(&step.action_tokens, step.incident_id, now) {
         batch.push(sql, args);
     }
     for job in &step.jobs {
