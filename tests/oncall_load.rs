@@ -1,11 +1,10 @@
 //! On-call load (issue 9, item 3) end to end, on both databases: pages sent through the real
-//! delivery path (`apply_step` records them, `finish_delivery` marks them sent, and they are
-//! classified: at once on SQLite, by the store's classifier a moment later on PostgreSQL), a
-//! daily rotation across the 2026 spring DST change with an override, incidents with
-//! commanders; then `/insights/oncall/people.csv` and `/insights/oncall/fairness.csv`, fetched
-//! over HTTP as a viewer, compared cell by cell with answers worked out by hand below. The
-//! catch-up pass (`classify_pending_interruptions`) must give the same classes as the inline
-//! path.
+//! delivery path (`apply_step` records them, `finish_delivery` marks them sent, and the store's
+//! classifier classifies them a moment later), a daily rotation across the 2026 spring DST
+//! change with an override, incidents with commanders; then `/insights/oncall/people.csv` and
+//! `/insights/oncall/fairness.csv`, fetched over HTTP as a viewer, compared cell by cell with
+//! answers worked out by hand below. Classifying again from nothing, or beside pages already
+//! classified (`classify_pending_interruptions`), must give the same classes.
 //!
 //! The cast (the viewer who reads the page is in UTC, so ranges are cut at UTC midnight):
 //! - Kiran, Asia/Kathmandu (+05:45, no DST), team Platform
@@ -449,7 +448,7 @@ async fn scenario(backend: Backend) {
         (n3, "sleep"),
         (n4, "working"),
     ];
-    // On PostgreSQL the store's classifier classifies pages a moment after they are sent.
+    // The store's classifier classifies pages a moment after they are sent.
     let mut waited = 0;
     while classes(store)
         .await
@@ -460,24 +459,24 @@ async fn scenario(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         waited += 1;
     }
-    let inline = classes(store).await;
+    let sent = classes(store).await;
     for (id, class) in expected_classes {
-        let got = inline.iter().find(|(i, _)| *i == id).unwrap();
-        assert_eq!(got.1.as_deref(), Some(class), "page {id} inline");
+        let got = sent.iter().find(|(i, _)| *i == id).unwrap();
+        assert_eq!(got.1.as_deref(), Some(class), "page {id}");
     }
     // The catch-up pass, from nothing classified, gives the same classes.
     forget_classes(store, &[]).await;
     assert_eq!(store.classify_pending_interruptions().await.unwrap(), 17);
-    assert_eq!(classes(store).await, inline);
+    assert_eq!(classes(store).await, sent);
     assert_eq!(store.classify_pending_interruptions().await.unwrap(), 0);
     // Beside pages already classified: u2 alone forgotten is a repeat again (u1 counted 30 s
     // before), and u1 and l3 forgotten come back as they were.
     forget_classes(store, &[u2]).await;
     assert_eq!(store.classify_pending_interruptions().await.unwrap(), 1);
-    assert_eq!(classes(store).await, inline);
+    assert_eq!(classes(store).await, sent);
     forget_classes(store, &[u1, l3]).await;
     assert_eq!(store.classify_pending_interruptions().await.unwrap(), 2);
-    assert_eq!(classes(store).await, inline);
+    assert_eq!(classes(store).await, sent);
     // Pages left unclassified (sent before the feature existed) are classified when the
     // engine starts: restart the server with its engine on.
     forget_classes(store, &[]).await;
@@ -485,7 +484,7 @@ async fn scenario(backend: Backend) {
     let app = TestApp::spawn_on(backend, db, Arc::new(clock.clone())).await;
     let store = &app.store;
     let mut waited = 0;
-    while classes(store).await != inline {
+    while classes(store).await != sent {
         assert!(
             waited < 100,
             "the engine did not classify earlier pages at start"

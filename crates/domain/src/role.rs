@@ -70,6 +70,13 @@ impl FromStr for Role {
     }
 }
 
+impl TryFrom<String> for Role {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        value.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,12 +97,5 @@ mod tests {
         }
         assert_eq!(" Admin ".parse::<Role>().unwrap(), Role::Admin);
         assert!("root".parse::<Role>().is_err());
-    }
-}
-
-impl TryFrom<String> for Role {
-    type Error = InvalidValue;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        value.parse()
     }
 }

@@ -3,12 +3,11 @@
 //!
 //! A page to a person is classified once it is sent, into `notifications.interruption`: the
 //! class of a counted interruption (`working`, `evening`, `sleep`), or `repeat` when the same
-//! person already had a counted interruption in the 60 seconds up to it. On SQLite
-//! `finish_delivery` does it in the transaction that marks the page sent ([`sent_page_class`]);
-//! on PostgreSQL the store's [`Classifier`] does it a moment later, for a whole burst at once,
-//! with the ordered catch-up pass [`Store::classify_pending_interruptions`], which also
-//! classifies pages sent before the column existed, or bulk-loaded. Reading the load runs that
-//! pass first and is then an indexed `GROUP BY` over the range.
+//! person already had a counted interruption in the 60 seconds up to it. The store's
+//! [`Classifier`] does it a moment after the delivery is recorded, for a whole burst at once,
+//! with the ordered pass [`Store::classify_pending_interruptions`], which also classifies pages
+//! sent before the column existed, or bulk-loaded. Reading the load runs that pass first and
+//! is then an indexed `GROUP BY` over the range.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -40,52 +39,14 @@ fn zone_of(name: &str) -> TimeZone {
     })
 }
 
-/// The class of a page notification sent at `sent_at` (the caller stores it): `repeat` when the
-/// person already has a counted interruption in `(sent_at − 60 s, sent_at + 60 s)`, otherwise
-/// the class of `sent_at` in their own zone; `None` when the person is gone. (Later pages
-/// count too because deliveries can be recorded in another order than they were sent: if one
-/// sent a moment later was recorded first and counted, this one is the repeat.)
-///
-/// SQLite only (one writer, so two deliveries of one page finishing at once cannot both
-/// count); `zone`, when the caller knows it, saves reading it.
-pub(crate) async fn sent_page_class(
-    tx: &mut Tx,
-    notification_id: i64,
-    user_id: i64,
-    sent_at: DateTime<Utc>,
-    zone: Option<&str>,
-) -> Result<Option<&'static str>> {
-    let zone: Option<(String,)> = match zone {
-        Some(known) => Some((known.to_owned(),)),
-        None => tx!(tx, c => sqlx::query_as("SELECT time_zone FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(c)
-            .await)?,
-    };
-    let Some((zone,)) = zone else { return Ok(None) };
-    let earlier: Option<(i64,)> = tx!(tx, c => sqlx::query_as(
-        "SELECT id FROM notifications
-         WHERE user_id = $1 AND interruption IN ('working', 'evening', 'sleep')
-           AND sent_at > $2 AND sent_at < $3 AND id <> $4 LIMIT 1")
-        .bind(user_id)
-        .bind(sent_at - REPEAT_WINDOW)
-        .bind(sent_at + REPEAT_WINDOW)
-        .bind(notification_id)
-        .fetch_optional(c)
-        .await)?;
-    Ok(Some(match earlier {
-        Some(_) => REPEAT,
-        None => classify_interruption(sent_at, zone_of(&zone).tz()).as_str(),
-    }))
-}
-
-/// Classifies the pages sent on PostgreSQL off the delivery path, a moment after a burst.
+/// Classifies sent pages off the delivery path, a moment after a burst.
 ///
 /// A page's class is derived data for the on-call load reports, and a page to the person on
 /// call is the one write a storm cannot wait for. Classifying each page as its delivery was
-/// recorded cost PostgreSQL as much as recording the delivery itself: a second, non-HOT update
+/// recorded cost PostgreSQL as much as recording the delivery itself (a second, non-HOT update
 /// of the same row, in a transaction that locked the person's row so that two deliveries of
-/// one page could not both count. So a recorded delivery only pokes this task, and the task
+/// one page could not both count), and SQLite a read in its one writer's transaction per
+/// page. So a recorded delivery only pokes this task, and the task
 /// runs [`Store::classify_pending_interruptions`] once the pokes pause for
 /// [`Classifier::QUIET`], or [`Classifier::MOST_WAIT`] after the first one in a steady
 /// stream: one read and a few updates for a whole storm.
@@ -214,8 +175,7 @@ impl Store {
     /// (their classes stay), and from it on each page is decided again, so a page sent a
     /// moment before one already counted makes that one the repeat. Updates go in chunks.
     ///
-    /// This is how pages sent on PostgreSQL are classified (see [`Classifier`]); on SQLite a
-    /// page is classified as its delivery is recorded and this catches up on pages sent
+    /// This is how sent pages are classified (see [`Classifier`]), including pages sent
     /// before the column existed, or bulk-loaded. One pass at a time: a mutex in the process
     /// and, on PostgreSQL, an advisory lock held by the pass's first transaction, which reads
     /// and decides under it. Its commit does not wait for the disk: the class is derived, and

@@ -867,33 +867,16 @@ impl Store {
             1
         };
         // A page to a person that becomes sent is classified as an interruption (on-call
-        // load). On SQLite (one writer) the update that marks it sent stores the class; on
-        // PostgreSQL the store's classifier does, shortly after (see `oncall_load::Classifier`).
-        let mut interruption = None;
-        let mut classify_after = false;
-        if notification.purpose == "page"
+        // load) by the store's classifier, shortly after (see `oncall_load::Classifier`).
+        let classify_after = notification.purpose == "page"
             && notification.state == "pending"
-            && let (Some(user_id), Some(sent_at)) = (notification.user_id, sent_at)
-        {
-            if let Tx::Postgres(_) = tx {
-                classify_after = true;
-            } else {
-                interruption = crate::oncall_load::sent_page_class(
-                    &mut tx,
-                    notification.id,
-                    user_id,
-                    sent_at,
-                    known.user_time_zone.as_deref(),
-                )
-                .await?;
-            }
-        }
+            && notification.user_id.is_some()
+            && sent_at.is_some();
         // The update, the timeline entry and the live-update notification need no answers:
         // one round trip on SQLite.
         let mut batch = Batch::default();
         batch.push(
-            "UPDATE notifications SET state = $2, last_error = COALESCE($3, last_error), sent_at = $4, attempts = attempts + $5,
-                interruption = COALESCE($6, interruption)
+            "UPDATE notifications SET state = $2, last_error = COALESCE($3, last_error), sent_at = $4, attempts = attempts + $5
              WHERE id = $1 AND state = 'pending'",
             vec![
                 notification.id.into(),
@@ -901,7 +884,6 @@ impl Store {
                 error.into(),
                 sent_at.into(),
                 attempts_add.into(),
-                interruption.into(),
             ],
         );
         if matches!(outcome, Delivery::Sent)
