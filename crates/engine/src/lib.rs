@@ -19,7 +19,7 @@
 
 #![deny(unsafe_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +31,7 @@ use heliograph_scheduler::Schedule;
 use heliograph_store::jobs::{Job, NewJob};
 use heliograph_store::paging::{
     self, Delivery, EscalationContext, Known, NewActionToken, NewNotification, Notification,
-    PagedPerson, Step,
+    PageContact, PagedPerson, Step,
 };
 use heliograph_store::team_channels::TeamChannel;
 use heliograph_store::{Store, StoreError, team_channels};
@@ -44,6 +44,26 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 mod render;
+
+/// What the jobs of one claim read together instead of each on its own: the escalation
+/// contexts of their incidents (one query, before they start), and each schedule with its
+/// overrides and each person with their contact rules (read by the first step that needs
+/// them, then shared). In a storm every step pages the same schedule's person, and a claim
+/// holds up to [`CONCURRENCY`] steps: their reads of the same rows become one. The claim's
+/// jobs start together, so what they share is a few milliseconds old at most; whether the
+/// incident is still triggered is checked again where it matters, when the step is applied
+/// (no page is handed straight to a worker after an acknowledgement).
+#[derive(Default)]
+struct Shared {
+    contexts: HashMap<i64, EscalationContext>,
+    schedules: tokio::sync::Mutex<HashMap<i64, Arc<tokio::sync::OnceCell<Option<ScheduleRead>>>>>,
+    people: tokio::sync::Mutex<HashMap<i64, Arc<tokio::sync::OnceCell<Option<PersonRead>>>>>,
+}
+
+/// A schedule as [`Shared`] keeps it: built (or why it could not be), and its name.
+type ScheduleRead = (std::result::Result<Schedule, String>, String);
+/// A person to page and how to reach them.
+type PersonRead = (PagedPerson, Vec<PageContact>);
 
 /// How long a claimed job is leased before another worker may take it over.
 pub const LEASE: TimeDelta = TimeDelta::seconds(120);
@@ -291,12 +311,14 @@ impl Engine {
                     return Ok(total);
                 }
                 total += jobs.len();
+                let shared = Arc::new(self.shared_reads(&jobs).await);
                 for job in jobs {
                     let engine = self.clone();
+                    let shared = shared.clone();
                     running.spawn(async move {
                         let latency = (engine.store.now() - job.run_at).num_milliseconds().max(0);
                         engine.count_job(&job.kind, latency);
-                        if let Err(e) = engine.run_job(&job).await {
+                        if let Err(e) = engine.run_job(&job, &shared).await {
                             tracing::warn!(job = job.id, kind = %job.kind, error = %e, "job failed; it runs again after its lease");
                         }
                     });
@@ -316,10 +338,38 @@ impl Engine {
         }
     }
 
-    async fn run_job(&self, job: &Job) -> Result<(), EngineError> {
+    /// What the escalation steps among `jobs` (one claim) can read together: their incidents'
+    /// contexts, in one query. If that read fails, each step reads its own.
+    async fn shared_reads(&self, jobs: &[Job]) -> Shared {
+        let ids: Vec<i64> = jobs
+            .iter()
+            .filter(|j| j.kind == "escalate")
+            .filter_map(|j| serde_json::from_str::<EscalatePayload>(&j.payload).ok())
+            .map(|p| p.incident_id)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let contexts = if ids.len() > 1 {
+            match self.store.escalation_contexts(&ids).await {
+                Ok(contexts) => contexts,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading escalation contexts together failed; each step reads its own");
+                    HashMap::new()
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        Shared {
+            contexts,
+            ..Shared::default()
+        }
+    }
+
+    async fn run_job(&self, job: &Job, shared: &Shared) -> Result<(), EngineError> {
         match job.kind.as_str() {
             "escalate" => match serde_json::from_str::<EscalatePayload>(&job.payload) {
-                Ok(p) => self.escalate(job, p).await,
+                Ok(p) => self.escalate(job, p, shared).await,
                 Err(e) => self.bad_payload(job, e).await,
             },
             "deliver" => match serde_json::from_str::<DeliverPayload>(&job.payload) {
@@ -354,27 +404,69 @@ impl Engine {
         Ok(())
     }
 
-    /// Who is on call in schedule `id` at `at`, and the schedule's name.
+    /// Who is on call in schedule `id` at `at`, and the schedule's name. The schedule and its
+    /// overrides are read once per claim (`shared`).
     async fn on_call(
         &self,
         id: i64,
         at: DateTime<Utc>,
+        shared: &Shared,
     ) -> Result<(Option<i64>, String), EngineError> {
-        let Some((stored, overrides)) = self
-            .store
-            .schedule_with_overrides(id, at - TimeDelta::days(1), at + TimeDelta::days(1))
-            .await?
-        else {
+        let cell = shared.schedules.lock().await.entry(id).or_default().clone();
+        let read = cell
+            .get_or_try_init(|| async {
+                self.store
+                    .schedule_with_overrides(id, at - TimeDelta::days(1), at + TimeDelta::days(1))
+                    .await
+                    .map(|found| {
+                        found.map(|(stored, overrides)| {
+                            let schedule = Schedule::new(stored.layers.clone(), overrides)
+                                .map_err(|e| format!("schedule {id}: {e}"));
+                            (schedule, stored.name)
+                        })
+                    })
+            })
+            .await?;
+        let Some((schedule, name)) = read else {
             return Ok((None, format!("schedule {id} (deleted)")));
         };
-        let schedule = Schedule::new(stored.layers.clone(), overrides)
-            .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
-        Ok((schedule.on_call_at(at).participant, stored.name))
+        let schedule = schedule
+            .as_ref()
+            .map_err(|e| StoreError::Corrupt(e.clone()))?;
+        Ok((schedule.on_call_at(at).participant, name.clone()))
     }
 
-    async fn escalate(&self, job: &Job, p: EscalatePayload) -> Result<(), EngineError> {
+    /// A person to page and how to reach them, read once per claim (`shared`).
+    async fn paged_person(
+        &self,
+        user_id: i64,
+        shared: &Shared,
+    ) -> Result<Option<PersonRead>, EngineError> {
+        let cell = shared
+            .people
+            .lock()
+            .await
+            .entry(user_id)
+            .or_default()
+            .clone();
+        Ok(cell
+            .get_or_try_init(|| self.store.paged_person_and_contacts(user_id))
+            .await?
+            .clone())
+    }
+
+    async fn escalate(
+        &self,
+        job: &Job,
+        p: EscalatePayload,
+        shared: &Shared,
+    ) -> Result<(), EngineError> {
         let now = self.store.now();
-        let Some(ctx) = self.store.escalation_context(p.incident_id).await? else {
+        let ctx = match shared.contexts.get(&p.incident_id) {
+            Some(ctx) => Some(ctx.clone()),
+            None => self.store.escalation_context(p.incident_id).await?,
+        };
+        let Some(ctx) = ctx else {
             self.store.finish_job(job.id, &self.worker).await?;
             return Ok(());
         };
@@ -454,7 +546,7 @@ impl Engine {
             match target.kind.as_str() {
                 "user" => people.push((target.id, String::new())),
                 "channel" if !channels.contains(&target.id) => channels.push(target.id),
-                "schedule" => match self.on_call(target.id, now).await? {
+                "schedule" => match self.on_call(target.id, now, shared).await? {
                     (Some(user), name) => people.push((user, format!(" (on call in {name})"))),
                     (None, name) => nobody.push(format!("{name} has nobody on call")),
                 },
@@ -504,8 +596,7 @@ impl Engine {
             direct.push(Direct::Channel(channel));
         }
         for (user_id, why) in &people {
-            let Some((person, contacts)) = self.store.paged_person_and_contacts(*user_id).await?
-            else {
+            let Some((person, contacts)) = self.paged_person(*user_id, shared).await? else {
                 continue;
             };
             if person.disabled {

@@ -355,10 +355,24 @@ macro_rules! bind_notification {
 impl Store {
     /// The escalation context of an incident, or `None` when it no longer exists.
     pub async fn escalation_context(&self, incident_id: i64) -> Result<Option<EscalationContext>> {
-        // One read: a row per service of the incident (one with no service when it has none),
-        // each carrying the incident and the policy of its first service that has one.
+        Ok(self
+            .escalation_contexts(&[incident_id])
+            .await?
+            .remove(&incident_id))
+    }
+
+    /// The escalation contexts of several incidents in one read, by incident id (incidents
+    /// that no longer exist are left out): the engine reads those of all the escalation steps
+    /// it claimed at once.
+    pub async fn escalation_contexts(
+        &self,
+        incident_ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, EscalationContext>> {
+        // A row per service of each incident (one with no service when it has none), each
+        // carrying the incident and the policy of its first service that has one.
         #[derive(sqlx::FromRow)]
         struct Row {
+            incident_id: i64,
             number: i64,
             title: String,
             #[sqlx(try_from = "String")]
@@ -376,67 +390,94 @@ impl Store {
             policy_levels: Option<String>,
             low_severity_any_time: Option<bool>,
         }
-        let rows: Vec<Row> = read!(self.db(), c => sqlx::query_as(
-            "SELECT i.number, i.title, i.severity, i.status, i.triggered_at, e.epoch,
-                    s.id AS service_id, s.name AS service_name, s.response_targets,
-                    p.id AS policy_id, p.name AS policy_name, p.repeat AS policy_repeat,
-                    p.levels AS policy_levels, p.low_severity_any_time
-             FROM incidents i
-             LEFT JOIN incident_escalations e ON e.incident_id = i.id
-             LEFT JOIN incident_services x ON x.incident_id = i.id
-             LEFT JOIN services s ON s.id = x.service_id
-             LEFT JOIN escalation_policies p ON p.id = (
-               SELECT s2.escalation_policy_id FROM incident_services x2 JOIN services s2 ON s2.id = x2.service_id
-               WHERE x2.incident_id = i.id AND s2.escalation_policy_id IS NOT NULL
-               ORDER BY s2.id LIMIT 1)
-             WHERE i.id = $1 ORDER BY s.id")
-            .bind(incident_id)
-            .fetch_all(c)
-            .await)?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let policy = match (
-            first.policy_id,
-            &first.policy_name,
-            first.policy_repeat,
-            &first.policy_levels,
-            first.low_severity_any_time,
-        ) {
-            (Some(id), Some(name), Some(repeat), Some(levels), Some(low_severity_any_time)) => {
-                Some(PolicyRow {
-                    id,
-                    name: name.clone(),
-                    repeat,
-                    levels: levels.clone(),
-                    low_severity_any_time,
-                })
+        let mut contexts = std::collections::HashMap::new();
+        if incident_ids.is_empty() {
+            return Ok(contexts);
+        }
+        let rows: Vec<Row> = read!(self.db(), c => {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT i.id AS incident_id, i.number, i.title, i.severity, i.status, i.triggered_at, e.epoch,
+                        s.id AS service_id, s.name AS service_name, s.response_targets,
+                        p.id AS policy_id, p.name AS policy_name, p.repeat AS policy_repeat,
+                        p.levels AS policy_levels, p.low_severity_any_time
+                 FROM incidents i
+                 LEFT JOIN incident_escalations e ON e.incident_id = i.id
+                 LEFT JOIN incident_services x ON x.incident_id = i.id
+                 LEFT JOIN services s ON s.id = x.service_id
+                 LEFT JOIN escalation_policies p ON p.id = (
+                   SELECT s2.escalation_policy_id FROM incident_services x2 JOIN services s2 ON s2.id = x2.service_id
+                   WHERE x2.incident_id = i.id AND s2.escalation_policy_id IS NOT NULL
+                   ORDER BY s2.id LIMIT 1)
+                 WHERE i.id ",
+            );
+            if let [one] = incident_ids {
+                qb.push("= ").push_bind(*one);
+            } else {
+                qb.push("IN (");
+                let mut list = qb.separated(", ");
+                for id in incident_ids {
+                    list.push_bind(*id);
+                }
+                qb.push(")");
             }
-            _ => None,
-        };
-        let services = rows
-            .iter()
-            .filter_map(
-                |r| match (r.service_id, &r.service_name, &r.response_targets) {
-                    (Some(id), Some(name), Some(targets)) => {
-                        Some((id, name.clone(), targets.clone()))
-                    }
-                    _ => None,
+            qb.push(" ORDER BY i.id, s.id");
+            qb.build_query_as().fetch_all(c).await
+        })?;
+        let mut start = 0;
+        while start < rows.len() {
+            let incident_id = rows[start].incident_id;
+            let end = rows[start..]
+                .iter()
+                .position(|r| r.incident_id != incident_id)
+                .map_or(rows.len(), |n| start + n);
+            let group = &rows[start..end];
+            let first = &group[0];
+            let policy = match (
+                first.policy_id,
+                &first.policy_name,
+                first.policy_repeat,
+                &first.policy_levels,
+                first.low_severity_any_time,
+            ) {
+                (Some(id), Some(name), Some(repeat), Some(levels), Some(low_severity_any_time)) => {
+                    Some(PolicyRow {
+                        id,
+                        name: name.clone(),
+                        repeat,
+                        levels: levels.clone(),
+                        low_severity_any_time,
+                    })
+                }
+                _ => None,
+            };
+            let services = group
+                .iter()
+                .filter_map(
+                    |r| match (r.service_id, &r.service_name, &r.response_targets) {
+                        (Some(id), Some(name), Some(targets)) => {
+                            Some((id, name.clone(), targets.clone()))
+                        }
+                        _ => None,
+                    },
+                )
+                .collect();
+            contexts.insert(
+                incident_id,
+                EscalationContext {
+                    incident_id,
+                    number: first.number,
+                    title: first.title.clone(),
+                    severity: first.severity,
+                    status: first.status,
+                    triggered_at: first.triggered_at,
+                    epoch: first.epoch.unwrap_or(0),
+                    policy,
+                    services,
                 },
-            )
-            .collect();
-        let first = rows.into_iter().next().expect("checked above");
-        Ok(Some(EscalationContext {
-            incident_id,
-            number: first.number,
-            title: first.title,
-            severity: first.severity,
-            status: first.status,
-            triggered_at: first.triggered_at,
-            epoch: first.epoch.unwrap_or(0),
-            policy,
-            services,
-        }))
+            );
+            start = end;
+        }
+        Ok(contexts)
     }
 
     /// A person as the engine needs them.

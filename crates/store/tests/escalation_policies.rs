@@ -375,5 +375,22 @@ async fn the_escalation_context_has_the_first_policy_among_the_services() {
                 .unwrap()
                 .is_none()
         );
+        // Read together (as the engine reads a claim's steps), each is the same as alone, and
+        // an incident that does not exist is left out.
+        let together = s
+            .store
+            .escalation_contexts(&[alone.id + 1000, both.id, none.id, alone.id])
+            .await
+            .unwrap();
+        assert_eq!(together.len(), 3, "{backend:?}");
+        for id in [both.id, none.id, alone.id] {
+            let single = s.store.escalation_context(id).await.unwrap().unwrap();
+            assert_eq!(
+                format!("{:?}", together[&id]),
+                format!("{single:?}"),
+                "{backend:?}"
+            );
+        }
+        assert_eq!(together[&both.id].services.len(), 2);
     }
 }
