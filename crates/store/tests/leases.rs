@@ -249,3 +249,89 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
         );
     }
 }
+
+/// A step's page is handed straight to its worker only while the incident is still triggered
+/// in the step's escalation round; otherwise it is recorded and queued (where its delivery is
+/// cancelled), not leased. On PostgreSQL that check is part of the step's one statement.
+#[tokio::test]
+async fn a_step_leases_its_page_only_while_the_incident_is_still_triggered_in_its_round() {
+    for backend in backends() {
+        let (_db, store, clock) = store_on(backend).await;
+        let incident = store
+            .declare_incident(
+                &NewIncident {
+                    title: "Feature store lagging".into(),
+                    description: String::new(),
+                    description_html: String::new(),
+                    severity: Severity::Sev1,
+                    service_ids: vec![],
+                    commander_id: None,
+                },
+                &Audit::cli(),
+            )
+            .await
+            .unwrap();
+        // A step planned for round 1 and one planned for a round that is not the current one,
+        // then the same after an acknowledgement: only the first is leased.
+        for (key, epoch, acknowledge, leased) in [
+            ("round-1", 1, false, 1),
+            ("round-2", 2, false, 0),
+            ("after-ack", 1, true, 0),
+        ] {
+            if acknowledge {
+                store
+                    .acknowledge_incident(incident.number, &Audit::cli())
+                    .await
+                    .unwrap();
+            }
+            store
+                .enqueue_job(&NewJob {
+                    kind: "test_step",
+                    payload: serde_json::json!({}),
+                    run_at: clock.now(),
+                    dedup_key: None,
+                })
+                .await
+                .unwrap();
+            let job = store
+                .claim_jobs("w", TimeDelta::minutes(1), 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|j| j.kind == "test_step")
+                .expect("the step's job");
+            let step = Step {
+                incident_id: incident.id,
+                epoch: Some(epoch),
+                notifications: vec![NewNotification {
+                    idempotency_key: format!("page:{key}"),
+                    incident_id: Some(incident.id),
+                    user_id: None,
+                    contact_method_id: None,
+                    purpose: "page",
+                    channel: "email".into(),
+                    address: "ana@example.com".into(),
+                    subject: "[SEV1] Feature store lagging".into(),
+                    level: Some(0),
+                    repeat_no: Some(0),
+                    due_at: clock.now(),
+                }],
+                ..Step::default()
+            };
+            let claimed = store
+                .apply_step_claiming(job.id, "w", &step, Some(TimeDelta::minutes(1)))
+                .await
+                .unwrap()
+                .expect("the worker holds the lease");
+            assert_eq!(claimed.len(), leased, "{backend:?}: {key}");
+            // Recorded either way, its delivery queued: leased to the worker, or free.
+            let sql = format!(
+                "SELECT COUNT(*) FROM jobs j JOIN notifications n ON j.dedup_key = 'deliver:' || n.id
+                 WHERE n.idempotency_key = 'page:{key}' AND j.finished_at IS NULL
+                   AND (j.locked_by IS NULL) = {}",
+                if leased == 1 { "false" } else { "true" }
+            );
+            assert_eq!(count(&store, &sql).await, 1, "{backend:?}: {key}");
+        }
+    }
+}
