@@ -540,3 +540,54 @@ async fn handoff_notices_before_a_shift_and_when_an_override_moves_people() {
         );
     }
 }
+
+/// The escalation steps of one claim read their contexts, schedules and people together; each
+/// still pages its own level's people, and an incident acknowledged before the claim pages
+/// nobody.
+#[tokio::test]
+async fn the_steps_of_one_claim_each_page_their_own_people() {
+    for backend in backends() {
+        let w = world(backend, "2026-11-30T10:00:00Z").await;
+        let first = declare(&w, Severity::Sev1).await;
+        assert_eq!(step(&w, 0).await, ["ana@example.com"], "{backend:?}");
+        // Five minutes on, the first incident's level 2 is due together with level 1 of two
+        // new incidents and of a third acknowledged at once: one claim.
+        w.clock.advance(TimeDelta::minutes(5));
+        let second = declare(&w, Severity::Sev1).await;
+        let third = declare(&w, Severity::Sev2).await;
+        let acknowledged = declare(&w, Severity::Sev1).await;
+        w.store
+            .acknowledge_incident(acknowledged, &Audit::cli())
+            .await
+            .unwrap();
+        let mut sent = step(&w, 0).await;
+        sent.sort();
+        assert_eq!(
+            sent,
+            [
+                "ana@example.com",
+                "ana@example.com",
+                "ana@example.com",
+                "bo@example.com"
+            ],
+            "{backend:?}"
+        );
+        for (number, expected) in [
+            (first, vec!["ana@example.com", "bo@example.com"]),
+            (second, vec!["ana@example.com"]),
+            (third, vec!["ana@example.com"]),
+            (acknowledged, vec![]),
+        ] {
+            let incident = w.store.incident(number).await.unwrap();
+            let to: Vec<String> = w
+                .store
+                .incident_notifications(incident.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| n.address)
+                .collect();
+            assert_eq!(to, expected, "{backend:?}: incident #{number}");
+        }
+    }
+}
