@@ -249,6 +249,36 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// SQLite, inside the caller's transaction: `head`'s statements and then the batch's, one
+    /// query string, one round trip; every row any of them returns, decoded as `R` (so each
+    /// statement that returns rows must return the same columns).
+    pub(crate) async fn fetch_all_sqlite<R>(
+        self,
+        tx: &mut Tx,
+        head: Vec<(String, Vec<Arg>)>,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        let Tx::Sqlite(t) = tx else {
+            return Err(crate::StoreError::Corrupt(
+                "a SQLite query string on PostgreSQL".into(),
+            ));
+        };
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        for (statement, mut own) in head.into_iter().chain(self.statements) {
+            renumber(&statement, args.len(), &mut sql);
+            sql.push_str(";\n");
+            args.append(&mut own);
+        }
+        Ok(bind_all!(sqlx::query_as(&sql), &args)
+            .fetch_all(&mut **t)
+            .await?)
+    }
+}
+
 /// Runs a statement built from [`Arg`]s on PostgreSQL, outside a transaction, and returns its
 /// rows.
 pub(crate) async fn fetch_all_postgres<R>(

@@ -323,32 +323,14 @@ pub enum Delivery {
     Cancelled(String),
 }
 
-/// The insert of a [`NewNotification`] (parameters `$1`…`$12`, see `bind_notification`),
-/// returning its id, or nothing when its idempotency key is already recorded.
+/// The insert of a [`NewNotification`] (parameters `$1`…`$12`: key, incident, user, contact
+/// method, purpose, channel, address, subject, level, repeat, created, due), returning its
+/// id, or nothing when its idempotency key is already recorded.
 macro_rules! insert_notification {
     () => {
         "INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-    };
-}
-
-/// Binds `$1`…`$12` of `insert_notification` for `n`, created at `now`.
-macro_rules! bind_notification {
-    ($query:expr, $n:expr, $now:expr) => {
-        $query
-            .bind(&$n.idempotency_key)
-            .bind($n.incident_id)
-            .bind($n.user_id)
-            .bind($n.contact_method_id)
-            .bind($n.purpose)
-            .bind(&$n.channel)
-            .bind(&$n.address)
-            .bind(&$n.subject)
-            .bind($n.level)
-            .bind($n.repeat_no)
-            .bind($now)
-            .bind($n.due_at)
     };
 }
 
@@ -588,74 +570,103 @@ impl Store {
                 .apply_step_postgres(pool, announcer, job_id, worker, step, lease, now)
                 .await;
         }
+        // SQLite: one query string in one transaction (one writer, so nothing changes the
+        // incident before it commits). It finishes the job first and says whether it could; if
+        // the lease was lost, the transaction is rolled back. Each page's `deliver` job is
+        // inserted right after the page, from its id (`last_insert_rowid()`), and only when the
+        // page was (`changes() = 1`: an idempotency key already recorded inserts nothing).
+        use crate::batch::Arg;
         let mut tx = self.db().begin().await?;
-        // The job is marked finished last, with the batch (one round trip); if its lease was
-        // lost meanwhile, nothing of this transaction is kept.
-        let mut lease = lease;
-        if lease.is_some() && !step.notifications.is_empty() {
-            // Acknowledged, resolved or reopened since the step was planned: no direct send.
-            // (SQLite: one writer, so nothing changes it before this transaction commits.)
-            let current: Option<(String, i64)> = tx!(&mut tx, c => sqlx::query_as(
-                "SELECT i.status, e.epoch FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
-                 WHERE i.id = $1")
-                .bind(step.incident_id)
-                .fetch_optional(c)
-                .await)?;
-            let still = current.is_some_and(|(status, epoch)| {
-                status == "triggered" && step.epoch.is_none_or(|e| e == epoch)
-            });
-            if !still {
-                lease = None;
-            }
-        }
-        let mut claimed = Vec::new();
-        for (index, n) in step.notifications.iter().enumerate() {
-            let leased = lease.filter(|_| n.due_at <= now);
-            let id: Option<(i64,)> = tx!(&mut tx, c => bind_notification!(sqlx::query_as(insert_notification!()), n, now)
-                .fetch_optional(c)
-                .await)?;
-            let Some((id,)) = id else { continue };
-            let payload = serde_json::json!({"notification_id": id}).to_string();
-            let dedup_key = format!("deliver:{id}");
-            match leased {
-                Some(lease) => {
-                    let (job,): (i64,) = tx!(&mut tx, c => sqlx::query_as(
-                        "INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
-                         VALUES ('deliver', $1, $2, $3, $2, $4, $5, 1) RETURNING id")
-                        .bind(&payload)
-                        .bind(now)
-                        .bind(&dedup_key)
-                        .bind(worker)
-                        .bind(now + lease)
-                        .fetch_one(c)
-                        .await)?;
-                    claimed.push(ClaimedDelivery {
-                        index,
-                        notification_id: id,
-                        job_id: job,
-                    });
-                }
-                None => {
-                    tx!(&mut tx, c => sqlx::query(
-                        "INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at) VALUES ('deliver', $1, $2, $3, $4)
-                         ON CONFLICT (dedup_key) DO NOTHING")
-                        .bind(&payload)
-                        .bind(n.due_at)
-                        .bind(&dedup_key)
-                        .bind(now)
-                        .execute(c)
-                        .await
-                        .map(|r| r.rows_affected()))?;
-                }
-            }
-        }
-        // The rest needs no answers: one round trip.
-        let batch = step_batch(step, now);
         let (finish_sql, finish_args) = crate::jobs::finish_statement(job_id, worker, now);
-        if !batch.run_guarded(&mut tx, finish_sql, finish_args).await? {
+        let mut head: Vec<(String, Vec<Arg>)> = vec![(
+            format!("{finish_sql} RETURNING 'f', id, NULL, 0"),
+            finish_args,
+        )];
+        // Acknowledged, resolved or reopened since the step was planned: no direct send.
+        let still =
+            "EXISTS (SELECT 1 FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
+                     WHERE i.id = $1 AND i.status = 'triggered' AND ($2 IS NULL OR e.epoch = $2))";
+        for n in &step.notifications {
+            head.push((
+                format!(
+                    "{} RETURNING 'n', id, idempotency_key, 0",
+                    insert_notification!().replace(" RETURNING id", "")
+                ),
+                vec![
+                    n.idempotency_key.as_str().into(),
+                    n.incident_id.into(),
+                    n.user_id.into(),
+                    n.contact_method_id.into(),
+                    n.purpose.into(),
+                    n.channel.as_str().into(),
+                    n.address.as_str().into(),
+                    n.subject.as_str().into(),
+                    n.level.into(),
+                    n.repeat_no.into(),
+                    now.into(),
+                    n.due_at.into(),
+                ],
+            ));
+            let leased = match lease {
+                Some(_) if n.due_at <= now => still,
+                _ => "0",
+            };
+            head.push((
+                format!(
+                    "INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
+                     SELECT 'deliver', '{{\"notification_id\":' || last_insert_rowid() || '}}', $3, 'deliver:' || last_insert_rowid(), $4,
+                            CASE WHEN {leased} THEN $5 END, CASE WHEN {leased} THEN $6 END, CASE WHEN {leased} THEN 1 ELSE 0 END
+                     WHERE changes() = 1
+                     ON CONFLICT (dedup_key) DO NOTHING RETURNING 'j', id, dedup_key, locked_by IS NOT NULL"
+                ),
+                vec![
+                    step.incident_id.into(),
+                    step.epoch.into(),
+                    n.due_at.into(),
+                    now.into(),
+                    worker.into(),
+                    lease.map(|l| now + l).into(),
+                ],
+            ));
+        }
+        let rows: Vec<(String, i64, Option<String>, bool)> = step_batch(step, now)
+            .fetch_all_sqlite(&mut tx, head)
+            .await?;
+        if !rows.iter().any(|r| r.0 == "f") {
             return Ok(None);
         }
         tx.commit().await?;
+        let mut claimed = Vec::new();
+        for (tag, job, key, leased) in &rows {
+            if tag != "j" || !leased {
+                continue;
+            }
+            let Some(notification_id) = key
+                .as_deref()
+                .and_then(|k| k.strip_prefix("deliver:"))
+                .and_then(|id| id.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            let index = rows.iter().find_map(|(tag, id, key, _)| {
+                (tag == "n" && *id == notification_id)
+                    .then_some(key.as_deref())
+                    .flatten()
+                    .and_then(|key| {
+                        step.notifications
+                            .iter()
+                            .position(|n| n.idempotency_key == key)
+                    })
+            });
+            if let Some(index) = index {
+                claimed.push(ClaimedDelivery {
+                    index,
+                    notification_id,
+                    job_id: *job,
+                });
+            }
+        }
+        claimed.sort_by_key(|c| c.index);
         Ok(Some(claimed))
     }
 
