@@ -236,6 +236,24 @@ pub struct NewNotification {
     pub due_at: DateTime<Utc>,
 }
 
+impl NewNotification {
+    /// Its columns from `idempotency_key` to `repeat_no`, in table order, as statement values.
+    fn args(&self) -> Vec<crate::batch::Arg> {
+        vec![
+            self.idempotency_key.as_str().into(),
+            self.incident_id.into(),
+            self.user_id.into(),
+            self.contact_method_id.into(),
+            self.purpose.into(),
+            self.channel.as_str().into(),
+            self.address.as_str().into(),
+            self.subject.as_str().into(),
+            self.level.into(),
+            self.repeat_no.into(),
+        ]
+    }
+}
+
 /// A recorded notification with its delivery state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Notification {
@@ -592,20 +610,11 @@ impl Store {
                     "{} RETURNING 'n', id, idempotency_key, 0",
                     insert_notification!().replace(" RETURNING id", "")
                 ),
-                vec![
-                    n.idempotency_key.as_str().into(),
-                    n.incident_id.into(),
-                    n.user_id.into(),
-                    n.contact_method_id.into(),
-                    n.purpose.into(),
-                    n.channel.as_str().into(),
-                    n.address.as_str().into(),
-                    n.subject.as_str().into(),
-                    n.level.into(),
-                    n.repeat_no.into(),
-                    now.into(),
-                    n.due_at.into(),
-                ],
+                {
+                    let mut args = n.args();
+                    args.extend([now.into(), n.due_at.into()]);
+                    args
+                },
             ));
             let leased = match lease {
                 Some(_) if n.due_at <= now => still,
@@ -736,19 +745,8 @@ impl Store {
                     b + 10,
                     b + 11
                 ));
-                args.extend([
-                    n.idempotency_key.as_str().into(),
-                    n.incident_id.into(),
-                    n.user_id.into(),
-                    n.contact_method_id.into(),
-                    n.purpose.into(),
-                    n.channel.as_str().into(),
-                    n.address.as_str().into(),
-                    n.subject.as_str().into(),
-                    n.level.into(),
-                    n.repeat_no.into(),
-                    n.due_at.into(),
-                ]);
+                args.extend(n.args());
+                args.push(n.due_at.into());
             }
             sql.push_str(&format!(
                 ") v (ord, idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, due_at)),

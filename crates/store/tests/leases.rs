@@ -35,6 +35,28 @@ async fn count(store: &Store, sql: &str) -> i64 {
     n
 }
 
+/// Declares an incident on no service.
+async fn declare(
+    store: &Store,
+    title: &str,
+    severity: Severity,
+) -> heliograph_store::incidents::Incident {
+    store
+        .declare_incident(
+            &NewIncident {
+                title: title.into(),
+                description: String::new(),
+                description_html: String::new(),
+                severity,
+                service_ids: vec![],
+                commander_id: None,
+            },
+            &Audit::cli(),
+        )
+        .await
+        .unwrap()
+}
+
 /// Claims the one due job as `worker` for a minute.
 async fn claim_one(store: &Store, worker: &str) -> heliograph_store::jobs::Job {
     let jobs = store
@@ -49,20 +71,7 @@ async fn claim_one(store: &Store, worker: &str) -> heliograph_store::jobs::Job {
 async fn a_worker_that_lost_its_lease_changes_nothing() {
     for backend in backends() {
         let (_db, store, clock) = store_on(backend).await;
-        let incident = store
-            .declare_incident(
-                &NewIncident {
-                    title: "Reranker latency above SLO".into(),
-                    description: String::new(),
-                    description_html: String::new(),
-                    severity: Severity::Sev2,
-                    service_ids: vec![],
-                    commander_id: None,
-                },
-                &Audit::cli(),
-            )
-            .await
-            .unwrap();
+        let incident = declare(&store, "Reranker latency above SLO", Severity::Sev2).await;
         let entries = |store: &Store| {
             let sql = format!(
                 "SELECT COUNT(*) FROM timeline WHERE incident_id = {}",
@@ -257,20 +266,7 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
 async fn a_step_leases_its_page_only_while_the_incident_is_still_triggered_in_its_round() {
     for backend in backends() {
         let (_db, store, clock) = store_on(backend).await;
-        let incident = store
-            .declare_incident(
-                &NewIncident {
-                    title: "Feature store lagging".into(),
-                    description: String::new(),
-                    description_html: String::new(),
-                    severity: Severity::Sev1,
-                    service_ids: vec![],
-                    commander_id: None,
-                },
-                &Audit::cli(),
-            )
-            .await
-            .unwrap();
+        let incident = declare(&store, "Feature store lagging", Severity::Sev1).await;
         // A step planned for round 1 and one planned for a round that is not the current one,
         // then the same after an acknowledgement: only the first is leased.
         for (key, epoch, acknowledge, leased) in [
