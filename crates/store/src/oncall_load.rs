@@ -189,6 +189,18 @@ impl Store {
             code: Option<i64>,
             time_zone: String,
         }
+        const FIRST_PENDING: &str = "SELECT sent_at FROM notifications
+             WHERE purpose = 'page' AND state = 'sent' AND user_id IS NOT NULL AND interruption IS NULL
+               AND sent_at IS NOT NULL
+             ORDER BY sent_at LIMIT 1";
+        // Usually nothing is pending (every on-call load read asks): answer that from a read,
+        // without taking SQLite's writer or PostgreSQL's lock.
+        let pending: Option<(DateTime<Utc>,)> = read!(self.db(), c => sqlx::query_as(FIRST_PENDING)
+            .fetch_optional(c)
+            .await)?;
+        if pending.is_none() {
+            return Ok(0);
+        }
         let _one = self.classifier.running.lock().await;
         let mut tx = self.db().begin().await?;
         if let Tx::Postgres(t) = &mut tx {
@@ -199,11 +211,8 @@ impl Store {
             .execute(&mut **t)
             .await?;
         }
-        let first: Option<(DateTime<Utc>,)> = tx!(&mut tx, c => sqlx::query_as(
-            "SELECT sent_at FROM notifications
-             WHERE purpose = 'page' AND state = 'sent' AND user_id IS NOT NULL AND interruption IS NULL
-               AND sent_at IS NOT NULL
-             ORDER BY sent_at LIMIT 1")
+        // Again under the lock: another pass may have classified them meanwhile.
+        let first: Option<(DateTime<Utc>,)> = tx!(&mut tx, c => sqlx::query_as(FIRST_PENDING)
             .fetch_optional(c)
             .await)?;
         let Some((first,)) = first else {
