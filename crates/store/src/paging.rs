@@ -341,14 +341,14 @@ pub enum Delivery {
     Cancelled(String),
 }
 
-/// The insert of a [`NewNotification`] (parameters `$1`…`$12`: key, incident, user, contact
-/// method, purpose, channel, address, subject, level, repeat, created, due), returning its
-/// id, or nothing when its idempotency key is already recorded.
+/// The insert of a [`NewNotification`] on SQLite (parameters `$1`…`$12`: key, incident, user,
+/// contact method, purpose, channel, address, subject, level, repeat, created, due), tagged
+/// `'n'` in the step's rows; nothing when its idempotency key is already recorded.
 macro_rules! insert_notification {
     () => {
         "INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING 'n', id, idempotency_key, 0"
     };
 }
 
@@ -605,17 +605,11 @@ impl Store {
             "EXISTS (SELECT 1 FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
                      WHERE i.id = $1 AND i.status = 'triggered' AND ($2 IS NULL OR e.epoch = $2))";
         for n in &step.notifications {
-            head.push((
-                format!(
-                    "{} RETURNING 'n', id, idempotency_key, 0",
-                    insert_notification!().replace(" RETURNING id", "")
-                ),
-                {
-                    let mut args = n.args();
-                    args.extend([now.into(), n.due_at.into()]);
-                    args
-                },
-            ));
+            head.push((insert_notification!().to_owned(), {
+                let mut args = n.args();
+                args.extend([now.into(), n.due_at.into()]);
+                args
+            }));
             let leased = match lease {
                 Some(_) if n.due_at <= now => still,
                 _ => "0",
@@ -645,34 +639,30 @@ impl Store {
             return Ok(None);
         }
         tx.commit().await?;
+        // The rows come in statement order: each page inserted (`n`), right after it its
+        // `deliver` job when inserted (`j`, with whether it is leased).
         let mut claimed = Vec::new();
-        for (tag, job, key, leased) in &rows {
-            if tag != "j" || !leased {
-                continue;
-            }
-            let Some(notification_id) = key
-                .as_deref()
-                .and_then(|k| k.strip_prefix("deliver:"))
-                .and_then(|id| id.parse::<i64>().ok())
-            else {
-                continue;
-            };
-            let index = rows.iter().find_map(|(tag, id, key, _)| {
-                (tag == "n" && *id == notification_id)
-                    .then_some(key.as_deref())
-                    .flatten()
-                    .and_then(|key| {
-                        step.notifications
-                            .iter()
-                            .position(|n| n.idempotency_key == key)
-                    })
-            });
-            if let Some(index) = index {
-                claimed.push(ClaimedDelivery {
-                    index,
-                    notification_id,
-                    job_id: *job,
-                });
+        let mut page = None;
+        for (tag, id, key, leased) in rows {
+            match tag.as_str() {
+                "n" => page = Some((id, key)),
+                "j" if leased => {
+                    let Some((notification_id, Some(key))) = page.take() else {
+                        continue;
+                    };
+                    if let Some(index) = step
+                        .notifications
+                        .iter()
+                        .position(|n| n.idempotency_key == key)
+                    {
+                        claimed.push(ClaimedDelivery {
+                            index,
+                            notification_id,
+                            job_id: id,
+                        });
+                    }
+                }
+                _ => {}
             }
         }
         claimed.sort_by_key(|c| c.index);

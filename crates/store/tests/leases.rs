@@ -57,6 +57,27 @@ async fn declare(
         .unwrap()
 }
 
+/// A level-1 email page about `incident` to ana@example.com, due at `due`.
+fn page_to_ana(
+    incident: &heliograph_store::incidents::Incident,
+    key: &str,
+    due: DateTime<Utc>,
+) -> NewNotification {
+    NewNotification {
+        idempotency_key: key.into(),
+        incident_id: Some(incident.id),
+        user_id: None,
+        contact_method_id: None,
+        purpose: "page",
+        channel: "email".into(),
+        address: "ana@example.com".into(),
+        subject: format!("[{}] {}", incident.severity.as_str(), incident.title),
+        level: Some(0),
+        repeat_no: Some(0),
+        due_at: due,
+    }
+}
+
 /// Claims the one due job as `worker` for a minute.
 async fn claim_one(store: &Store, worker: &str) -> heliograph_store::jobs::Job {
     let jobs = store
@@ -99,19 +120,7 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
         let step = Step {
             incident_id: incident.id,
             incident_number: Some(incident.number),
-            notifications: vec![NewNotification {
-                idempotency_key: "page:lease-test".into(),
-                incident_id: Some(incident.id),
-                user_id: None,
-                contact_method_id: None,
-                purpose: "page",
-                channel: "email".into(),
-                address: "ana@example.com".into(),
-                subject: "[SEV2] Reranker latency above SLO".into(),
-                level: Some(0),
-                repeat_no: Some(0),
-                due_at: clock.now(),
-            }],
+            notifications: vec![page_to_ana(&incident, "page:lease-test", clock.now())],
             jobs: vec![NewJob {
                 kind: "test_next_level",
                 payload: serde_json::json!({}),
@@ -299,19 +308,7 @@ async fn a_step_leases_its_page_only_while_the_incident_is_still_triggered_in_it
             let step = Step {
                 incident_id: incident.id,
                 epoch: Some(epoch),
-                notifications: vec![NewNotification {
-                    idempotency_key: format!("page:{key}"),
-                    incident_id: Some(incident.id),
-                    user_id: None,
-                    contact_method_id: None,
-                    purpose: "page",
-                    channel: "email".into(),
-                    address: "ana@example.com".into(),
-                    subject: "[SEV1] Feature store lagging".into(),
-                    level: Some(0),
-                    repeat_no: Some(0),
-                    due_at: clock.now(),
-                }],
+                notifications: vec![page_to_ana(&incident, &format!("page:{key}"), clock.now())],
                 ..Step::default()
             };
             let claimed = store
