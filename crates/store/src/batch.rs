@@ -74,7 +74,7 @@ impl From<bool> for Arg {
 /// Statements (each numbering its own parameters `$1`, `$2`, …) run in order in a
 /// transaction; the first failure stops the batch and is returned, and the caller's
 /// transaction (or savepoint) rolls the rest back.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Batch {
     statements: Vec<(String, Vec<Arg>)>,
 }

@@ -582,38 +582,65 @@ pub(crate) async fn declare_postgres(
     Ok((incident, returned))
 }
 
+/// A declaration on SQLite, grouped with other writes (see [`crate::group`]).
+struct Declaration {
+    new: NewIncident,
+    audit: Audit,
+    now: DateTime<Utc>,
+}
+
+impl crate::group::Unit for Declaration {
+    type Output = Incident;
+
+    fn run<'a>(
+        &'a mut self,
+        tx: &'a mut Tx,
+    ) -> crate::group::BoxFuture<'a, Result<crate::group::Ran<Incident>>> {
+        Box::pin(async move {
+            // Read inside the transaction: whether a service has a policy decides, once and
+            // for all, whether the incident escalates, so it must not race a policy being
+            // assigned.
+            let mut services = Vec::new();
+            for id in &self.new.service_ids {
+                let row: Option<(i64, String, Option<i64>)> = tx!(tx, c => sqlx::query_as(
+                    "SELECT id, response_targets, escalation_policy_id FROM services WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(c)
+                    .await)?;
+                if let Some(row) = row
+                    && !services
+                        .iter()
+                        .any(|s: &(i64, String, Option<i64>)| s.0 == row.0)
+                {
+                    services.push(row);
+                }
+            }
+            services.sort_by_key(|s| s.0);
+            let extras = DeclareExtras {
+                entries: Vec::new(),
+                services: Some(services),
+            };
+            let incident = declare_in_with(tx, &self.new, &self.audit, self.now, extras).await?;
+            Ok(crate::group::Ran::Keep(incident))
+        })
+    }
+}
+
 impl Store {
     /// Declares an incident: the next number, status triggered, a `declared` timeline entry.
     pub async fn declare_incident(&self, new: &NewIncident, audit: &Audit) -> Result<Incident> {
         if let crate::Db::Postgres(pool, announcer) = self.db() {
             return declare_incident_postgres(pool, announcer, new, audit, self.now()).await;
         }
-        // Read inside the transaction: whether a service has a policy decides, once and for
-        // all, whether the incident escalates, so it must not race a policy being assigned.
-        let mut tx = self.db().begin().await?;
-        let mut services = Vec::new();
-        for id in &new.service_ids {
-            let row: Option<(i64, String, Option<i64>)> = tx!(&mut tx, c => sqlx::query_as(
-                "SELECT id, response_targets, escalation_policy_id FROM services WHERE id = $1")
-                .bind(id)
-                .fetch_optional(c)
-                .await)?;
-            if let Some(row) = row
-                && !services
-                    .iter()
-                    .any(|s: &(i64, String, Option<i64>)| s.0 == row.0)
-            {
-                services.push(row);
-            }
-        }
-        services.sort_by_key(|s| s.0);
-        let extras = DeclareExtras {
-            entries: Vec::new(),
-            services: Some(services),
+        let crate::Db::Sqlite { write, .. } = self.db() else {
+            unreachable!("PostgreSQL declared above")
         };
-        let incident = declare_in_with(&mut tx, new, audit, self.now(), extras).await?;
-        tx.commit().await?;
-        Ok(incident)
+        let declaration = Declaration {
+            new: new.clone(),
+            audit: audit.clone(),
+            now: self.now(),
+        };
+        self.group.run(write, declaration).await
     }
 
     /// The incident with this number.

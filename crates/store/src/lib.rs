@@ -29,6 +29,7 @@ mod batch;
 pub mod contacts;
 pub mod demo;
 pub mod escalation_policies;
+mod group;
 pub mod incidents;
 pub mod insights;
 pub mod jobs;
@@ -418,6 +419,7 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     integrations: alerts::KeyCache,
     classifier: oncall_load::Classifier,
+    group: group::Group,
 }
 
 impl Store {
@@ -433,6 +435,7 @@ impl Store {
             clock,
             integrations: alerts::KeyCache::default(),
             classifier: oncall_load::Classifier::default(),
+            group: group::Group::default(),
         }
     }
 

@@ -352,6 +352,40 @@ macro_rules! insert_notification {
     };
 }
 
+/// Tagged rows of a SQLite query string: (tag, id, key, flag).
+type TaggedRow = (String, i64, Option<String>, bool);
+
+/// A SQLite query string (see [`crate::batch::Batch::fetch_all_sqlite`]) run as a unit of
+/// group commit ([`crate::group`]): its changes are kept, and its rows returned, only if a row
+/// tagged `keep_if` came back (the job's finish, when this worker still held its lease).
+struct Script {
+    head: Vec<(String, Vec<crate::batch::Arg>)>,
+    batch: crate::batch::Batch,
+    keep_if: &'static str,
+}
+
+impl crate::group::Unit for Script {
+    type Output = Option<Vec<TaggedRow>>;
+
+    fn run<'a>(
+        &'a mut self,
+        tx: &'a mut Tx,
+    ) -> crate::group::BoxFuture<'a, Result<crate::group::Ran<Self::Output>>> {
+        Box::pin(async move {
+            let rows: Vec<TaggedRow> = self
+                .batch
+                .clone()
+                .fetch_all_sqlite(tx, self.head.clone())
+                .await?;
+            Ok(if rows.iter().any(|r| r.0 == self.keep_if) {
+                crate::group::Ran::Keep(Some(rows))
+            } else {
+                crate::group::Ran::Undo(None)
+            })
+        })
+    }
+}
+
 impl Store {
     /// The escalation context of an incident, or `None` when it no longer exists.
     pub async fn escalation_context(&self, incident_id: i64) -> Result<Option<EscalationContext>> {
@@ -594,7 +628,6 @@ impl Store {
         // inserted right after the page, from its id (`last_insert_rowid()`), and only when the
         // page was (`changes() = 1`: an idempotency key already recorded inserts nothing).
         use crate::batch::Arg;
-        let mut tx = self.db().begin().await?;
         let (finish_sql, finish_args) = crate::jobs::finish_statement(job_id, worker, now);
         let mut head: Vec<(String, Vec<Arg>)> = vec![(
             format!("{finish_sql} RETURNING 'f', id, NULL, 0"),
@@ -632,13 +665,17 @@ impl Store {
                 ],
             ));
         }
-        let rows: Vec<(String, i64, Option<String>, bool)> = step_batch(step, now)
-            .fetch_all_sqlite(&mut tx, head)
-            .await?;
-        if !rows.iter().any(|r| r.0 == "f") {
+        let crate::Db::Sqlite { write, .. } = self.db() else {
+            unreachable!("PostgreSQL applied above")
+        };
+        let unit = Script {
+            head,
+            batch: step_batch(step, now),
+            keep_if: "f",
+        };
+        let Some(rows) = self.group.run(write, unit).await? else {
             return Ok(None);
-        }
-        tx.commit().await?;
+        };
         // The rows come in statement order: each page inserted (`n`), right after it its
         // `deliver` job when inserted (`j`, with whether it is leased).
         let mut claimed = Vec::new();
@@ -893,7 +930,6 @@ impl Store {
                 )
                 .await;
         }
-        let mut tx = self.db().begin().await?;
         // The job is marked finished last, with the batch (one round trip); if its lease was
         // lost meanwhile, nothing of this transaction is kept.
         let (state, error, sent_at) = match outcome {
@@ -926,6 +962,41 @@ impl Store {
                 attempts_add.into(),
             ],
         );
+        let timeline_entry = |batch: &mut Batch, incident_id: i64, body: String, kind| {
+            let audit = engine_audit();
+            let entry = NewEntry {
+                kind,
+                body,
+                body_html: "",
+                phase: None,
+            };
+            let (sql, args) =
+                crate::incidents::entries_statement(incident_id, now, &[(&audit, entry)]);
+            batch.push(sql, args);
+        };
+        let (finish_sql, finish_args) = crate::jobs::finish_statement(job_id, worker, now);
+        // SQLite, a page or notice: one query string, grouped with other writes.
+        if let crate::Db::Sqlite { write, .. } = self.db()
+            && notification.purpose != "test"
+        {
+            if let (Some((kind, body)), Some(incident_id)) = (timeline, notification.incident_id) {
+                timeline_entry(&mut batch, incident_id, body, kind);
+            }
+            let unit = Script {
+                head: vec![(
+                    format!("{finish_sql} RETURNING 'f', id, NULL, 0"),
+                    finish_args,
+                )],
+                batch,
+                keep_if: "f",
+            };
+            let kept = self.group.run(write, unit).await?.is_some();
+            if kept && classify_after {
+                self.classifier.poke(self);
+            }
+            return Ok(kept);
+        }
+        let mut tx = self.db().begin().await?;
         if matches!(outcome, Delivery::Sent)
             && notification.purpose == "test"
             && notification.user_id.is_none()
@@ -946,16 +1017,7 @@ impl Store {
                 .map(|r| r.rows_affected()))?;
         }
         if let (Some((kind, body)), Some(incident_id)) = (timeline, notification.incident_id) {
-            let audit = engine_audit();
-            let entry = NewEntry {
-                kind,
-                body,
-                body_html: "",
-                phase: None,
-            };
-            let (sql, args) =
-                crate::incidents::entries_statement(incident_id, now, &[(&audit, entry)]);
-            batch.push(sql, args);
+            timeline_entry(&mut batch, incident_id, body, kind);
             if let Tx::Postgres(_) = tx {
                 let number = match known.incident_number {
                     Some(n) => Some(n),
@@ -966,7 +1028,6 @@ impl Store {
                 }
             }
         }
-        let (finish_sql, finish_args) = crate::jobs::finish_statement(job_id, worker, now);
         if !batch.run_guarded(&mut tx, finish_sql, finish_args).await? {
             return Ok(false);
         }
