@@ -132,8 +132,7 @@ impl Group {
     }
 
     /// How many transactions committed more than one unit.
-    #[cfg(test)]
-    fn committed_together(&self) -> u64 {
+    pub(crate) fn committed_together(&self) -> u64 {
         self.together.load(std::sync::atomic::Ordering::Relaxed)
     }
 

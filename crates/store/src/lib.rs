@@ -29,6 +29,7 @@ mod batch;
 pub mod contacts;
 pub mod demo;
 pub mod escalation_policies;
+mod finishes;
 mod group;
 pub mod incidents;
 pub mod insights;
@@ -420,6 +421,7 @@ pub struct Store {
     integrations: alerts::KeyCache,
     classifier: oncall_load::Classifier,
     group: group::Group,
+    finishes: finishes::Finishes,
 }
 
 impl Store {
@@ -436,7 +438,16 @@ impl Store {
             integrations: alerts::KeyCache::default(),
             classifier: oncall_load::Classifier::default(),
             group: group::Group::default(),
+            finishes: finishes::Finishes::default(),
         }
+    }
+
+    /// How many times several writes went to the database together: SQLite transactions
+    /// that committed more than one unit ([`group`]), PostgreSQL statements that recorded more
+    /// than one delivery outcome ([`finishes`]). For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn writes_grouped(&self) -> u64 {
+        self.group.committed_together() + self.finishes.recorded_together()
     }
 
     /// The database.

@@ -1060,41 +1060,21 @@ impl Store {
             Delivery::Failed(e) => ("failed", Some(e.as_str()), None, 1),
             Delivery::Cancelled(why) => ("cancelled", Some(why.as_str()), None, 0),
         };
-        let mut sql = String::from(
-            "WITH f AS (
-               UPDATE jobs SET finished_at = $3, locked_by = NULL, locked_until = NULL
-               WHERE id = $1 AND locked_by = $2 AND finished_at IS NULL RETURNING id),
-             n AS (
-               UPDATE notifications SET state = $5, last_error = COALESCE($6, last_error), sent_at = $7, attempts = attempts + $8
-               WHERE id = $4 AND state = 'pending' AND EXISTS (SELECT 1 FROM f))",
-        );
         let entry = timeline.zip(notification.incident_id);
-        if entry.is_some() {
-            sql.push_str(
-                ", t AS (
-                   INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, body_html, phase)
-                   SELECT $9, $3, NULL, $10, $11, $12, '', NULL FROM f)",
-            );
-        }
-        sql.push_str(" SELECT count(*) FROM f");
-        let mut query = sqlx::query_as(&sql)
-            .bind(job_id)
-            .bind(worker)
-            .bind(now)
-            .bind(notification.id)
-            .bind(state)
-            .bind(error)
-            .bind(sent_at)
-            .bind(attempts_add);
-        if let Some(((kind, body), incident_id)) = &entry {
-            query = query
-                .bind(*incident_id)
-                .bind(engine_audit().actor)
-                .bind(*kind)
-                .bind(body.as_str());
-        }
-        let (finished,): (i64,) = query.fetch_one(pool).await?;
-        if finished == 0 {
+        let finish = crate::finishes::Finish {
+            job_id,
+            worker: worker.to_owned(),
+            at: now,
+            notification_id: notification.id,
+            state,
+            error: error.map(str::to_owned),
+            sent_at,
+            attempts_add,
+            entry: entry
+                .as_ref()
+                .map(|((kind, body), incident_id)| (*incident_id, *kind, body.clone())),
+        };
+        if !self.finishes.record(pool, finish).await? {
             return Ok(false);
         }
         if entry.is_some()

@@ -328,3 +328,118 @@ async fn a_step_leases_its_page_only_while_the_incident_is_still_triggered_in_it
         }
     }
 }
+
+/// Many delivery outcomes recorded at once go to the database together (one transaction on
+/// SQLite, one statement on PostgreSQL), and each still counts only if its worker held its
+/// job: the late worker's outcomes change nothing, the owner's are each recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_recorded_together_each_depend_on_their_own_lease() {
+    const PAGES: usize = 40;
+    for backend in backends() {
+        let (_db, store, clock) = store_on(backend).await;
+        let incident = declare(&store, "Vector index rebuild stalled", Severity::Sev1).await;
+        let now = clock.now();
+        store
+            .enqueue_job(&NewJob {
+                kind: "test_step",
+                payload: serde_json::json!({}),
+                run_at: now,
+                dedup_key: None,
+            })
+            .await
+            .unwrap();
+        let step_job = claim_one(&store, "owner").await;
+        let step = Step {
+            incident_id: incident.id,
+            incident_number: Some(incident.number),
+            notifications: (0..PAGES)
+                .map(|i| page_to_ana(&incident, &format!("page:together-{i}"), now))
+                .collect(),
+            ..Step::default()
+        };
+        let claimed = store
+            .apply_step_claiming(step_job.id, "owner", &step, Some(TimeDelta::minutes(1)))
+            .await
+            .unwrap()
+            .expect("the owner holds the step's lease");
+        assert_eq!(claimed.len(), PAGES, "{backend:?}");
+        let entries_sql = format!(
+            "SELECT COUNT(*) FROM timeline WHERE incident_id = {} AND kind = 'notification'",
+            incident.id
+        );
+
+        // In the first half, every fourth outcome comes from a worker that does not hold the
+        // job; the second half are all the owner's.
+        let late = |i: usize| i < PAGES / 2 && i % 4 == 0;
+        let record = |range: std::ops::Range<usize>| {
+            let tasks: Vec<_> = range
+                .map(|i| {
+                    let store = store.clone();
+                    let (job, notification_id) = (claimed[i].job_id, claimed[i].notification_id);
+                    let known = Known {
+                        incident_number: Some(incident.number),
+                        user_time_zone: None,
+                    };
+                    tokio::spawn(async move {
+                        let pending = store.notification(notification_id).await.unwrap();
+                        let worker = if late(i) { "late" } else { "owner" };
+                        let kept = store
+                            .finish_delivery_known(
+                                job,
+                                worker,
+                                &pending,
+                                &Delivery::Sent,
+                                Some(("notification", format!("Paged Ana ({i})."))),
+                                &known,
+                            )
+                            .await
+                            .unwrap();
+                        (i, kept)
+                    })
+                })
+                .collect();
+            async move {
+                for task in tasks {
+                    let (i, kept) = task.await.unwrap();
+                    assert_eq!(kept, !late(i), "{backend:?}: outcome {i}");
+                }
+            }
+        };
+        record(0..PAGES / 2).await;
+        let grouped_before = store.writes_grouped();
+        record(PAGES / 2..PAGES).await;
+        assert!(
+            store.writes_grouped() > grouped_before,
+            "{backend:?}: no outcomes were recorded together"
+        );
+        for (i, c) in claimed.iter().enumerate() {
+            let n = store.notification(c.notification_id).await.unwrap();
+            let finished = count(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM jobs WHERE id = {} AND finished_at IS NOT NULL",
+                    c.job_id
+                ),
+            )
+            .await;
+            if late(i) {
+                assert_eq!(
+                    (n.state.as_str(), n.attempts),
+                    ("pending", 0),
+                    "{backend:?}: {i}"
+                );
+                assert_eq!(finished, 0, "{backend:?}: {i}");
+            } else {
+                assert_eq!(
+                    (n.state.as_str(), n.attempts),
+                    ("sent", 1),
+                    "{backend:?}: {i}"
+                );
+                assert_eq!(n.sent_at, Some(clock.now()), "{backend:?}: {i}");
+                assert_eq!(finished, 1, "{backend:?}: {i}");
+            }
+        }
+        let owned = (0..PAGES).filter(|i| !late(*i)).count() as i64;
+        assert_eq!(count(&store, &entries_sql).await, owned, "{backend:?}");
+    }
+}
