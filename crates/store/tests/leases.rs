@@ -370,7 +370,7 @@ async fn outcomes_recorded_together_each_depend_on_their_own_lease() {
 
         // In the first half, every fourth outcome comes from a worker that does not hold the
         // job; the second half are all the owner's.
-        let late = |i: usize| i < PAGES / 2 && i % 4 == 0;
+        let late = |i: usize| i < PAGES / 2 && i.is_multiple_of(4);
         let record = |range: std::ops::Range<usize>| {
             let tasks: Vec<_> = range
                 .map(|i| {
