@@ -390,14 +390,24 @@ async fn declare_incident_postgres(
         policies,
         id,
         number,
-    } = sqlx::query_as(
+    } = sqlx::query_as(if ids.len() == 1 {
+        // One service, the usual case, by equality: with `= ANY($1)` PostgreSQL planned the
+        // statement anew on every call (its generic plan guesses ten elements), and the
+        // planning cost more than the read.
+        "SELECT coalesce(array_agg(s.id), '{}') AS service_ids,
+                coalesce(array_agg(s.response_targets), '{}') AS targets,
+                coalesce(array_agg(s.escalation_policy_id), '{}') AS policies,
+                CASE WHEN count(*) = 1 THEN nextval('incidents_id_seq') END AS id,
+                CASE WHEN count(*) = 1 THEN nextval('incident_numbers') END AS number
+         FROM services s WHERE s.id = ($1::bigint[])[1]"
+    } else {
         "SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}') AS service_ids,
                 coalesce(array_agg(s.response_targets ORDER BY s.id), '{}') AS targets,
                 coalesce(array_agg(s.escalation_policy_id ORDER BY s.id), '{}') AS policies,
                 CASE WHEN count(*) = cardinality($1::bigint[]) THEN nextval('incidents_id_seq') END AS id,
                 CASE WHEN count(*) = cardinality($1::bigint[]) THEN nextval('incident_numbers') END AS number
-         FROM services s WHERE s.id = ANY($1)",
-    )
+         FROM services s WHERE s.id = ANY($1)"
+    })
     .bind(&ids)
     .fetch_one(pool)
     .await?;
