@@ -466,6 +466,25 @@ async fn the_incident_api() {
         for f in ["title", "severity", "service_id"] {
             assert!(body["error"]["fields"].get(f).is_some(), "{f}: {body}");
         }
+        // A valid request naming one service that does not exist: the declaration refuses it
+        // (the handler leaves that check to it), as the same field error, and declares nothing.
+        let missing = api
+            .post(app.url("/api/v1/incidents"))
+            .bearer_auth(&token)
+            .json(&json!({"title": "Feature store lag", "severity": "SEV2", "service_id": 999}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            missing.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?}"
+        );
+        let body: Value = missing.json().await.unwrap();
+        assert_eq!(
+            body["error"]["fields"]["service_id"], "service 999 does not exist",
+            "{body}"
+        );
         let denied = api
             .post(app.url("/api/v1/incidents"))
             .bearer_auth(&viewer)

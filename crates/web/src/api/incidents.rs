@@ -206,19 +206,6 @@ pub async fn declare(
         .chain(body.service_ids.iter().copied())
         .collect();
     service_ids.dedup();
-    // The services by name, as an incident lists them.
-    let mut services = Vec::with_capacity(service_ids.len());
-    for id in &service_ids {
-        match state.store.service(*id).await {
-            Ok(s) => services.push((s.name, s.id)),
-            Err(StoreError::NotFound) => {
-                fields.add("service_id", format!("service {id} does not exist"))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    services.sort();
-    services.dedup();
     let commander_id = body.commander_id.unwrap_or(auth.user.id);
     let commander = if commander_id == auth.user.id {
         Some(auth.user.name.to_string())
@@ -234,6 +221,26 @@ pub async fn declare(
             }
         }
     };
+    // The services by name, as an incident lists them. One service on an otherwise valid
+    // request is not read here: the declaration reads it anyway and refuses a service that
+    // does not exist (answered below as this field's error), which in a burst of triggers
+    // saves a read per incident.
+    let mut services = Vec::with_capacity(service_ids.len());
+    let checked_by_declaration = service_ids.len() == 1 && fields.is_empty();
+    if checked_by_declaration {
+        services.push((String::new(), service_ids[0]));
+    }
+    for id in service_ids.iter().filter(|_| !checked_by_declaration) {
+        match state.store.service(*id).await {
+            Ok(s) => services.push((s.name, s.id)),
+            Err(StoreError::NotFound) => {
+                fields.add("service_id", format!("service {id} does not exist"))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    services.sort();
+    services.dedup();
     fields.finish()?;
     let severity = severity.ok_or_else(|| ApiError::bad_request("invalid severity"))?;
     let new = NewIncident {
@@ -244,7 +251,15 @@ pub async fn declare(
         service_ids,
         commander_id: Some(commander_id),
     };
-    let incident = state.store.declare_incident(&new, &auth.audit()).await?;
+    let incident = match state.store.declare_incident(&new, &auth.audit()).await {
+        Ok(incident) => incident,
+        Err(StoreError::Conflict(why)) if checked_by_declaration && why.starts_with("service ") => {
+            return Err(ApiError::validation(
+                [("service_id".to_owned(), why)].into_iter().collect(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.wake_engine();
     state.events.changed(incident.number);
     // The declaration returns the row as stored; what else the answer shows was just read.
