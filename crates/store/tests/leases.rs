@@ -78,6 +78,19 @@ fn page_to_ana(
     }
 }
 
+/// Enqueues a job standing for an escalation step, due at `run_at`.
+async fn enqueue_step(store: &Store, run_at: DateTime<Utc>) {
+    store
+        .enqueue_job(&NewJob {
+            kind: "test_step",
+            payload: serde_json::json!({}),
+            run_at,
+            dedup_key: None,
+        })
+        .await
+        .unwrap();
+}
+
 /// Claims the one due job as `worker` for a minute.
 async fn claim_one(store: &Store, worker: &str) -> heliograph_store::jobs::Job {
     let jobs = store
@@ -103,15 +116,7 @@ async fn a_worker_that_lost_its_lease_changes_nothing() {
         };
         let entries_before = entries(&store).await;
         let now = clock.now();
-        store
-            .enqueue_job(&NewJob {
-                kind: "test_step",
-                payload: serde_json::json!({}),
-                run_at: now,
-                dedup_key: None,
-            })
-            .await
-            .unwrap();
+        enqueue_step(&store, now).await;
         let late = claim_one(&store, "late").await;
         clock.set(now + TimeDelta::minutes(2));
         let owner = claim_one(&store, "owner").await;
@@ -289,15 +294,7 @@ async fn a_step_leases_its_page_only_while_the_incident_is_still_triggered_in_it
                     .await
                     .unwrap();
             }
-            store
-                .enqueue_job(&NewJob {
-                    kind: "test_step",
-                    payload: serde_json::json!({}),
-                    run_at: clock.now(),
-                    dedup_key: None,
-                })
-                .await
-                .unwrap();
+            enqueue_step(&store, clock.now()).await;
             let job = store
                 .claim_jobs("w", TimeDelta::minutes(1), 10)
                 .await
@@ -339,15 +336,7 @@ async fn outcomes_recorded_together_each_depend_on_their_own_lease() {
         let (_db, store, clock) = store_on(backend).await;
         let incident = declare(&store, "Vector index rebuild stalled", Severity::Sev1).await;
         let now = clock.now();
-        store
-            .enqueue_job(&NewJob {
-                kind: "test_step",
-                payload: serde_json::json!({}),
-                run_at: now,
-                dedup_key: None,
-            })
-            .await
-            .unwrap();
+        enqueue_step(&store, now).await;
         let step_job = claim_one(&store, "owner").await;
         let step = Step {
             incident_id: incident.id,
