@@ -930,8 +930,8 @@ impl Store {
                 )
                 .await;
         }
-        // The job is marked finished last, with the batch (one round trip); if its lease was
-        // lost meanwhile, nothing of this transaction is kept.
+        // The job is marked finished in the same round trip as the rest; if its lease was lost
+        // meanwhile, nothing of this transaction (or unit) is kept.
         let (state, error, sent_at) = match outcome {
             Delivery::Sent => ("sent", None, Some(now)),
             Delivery::Failed(e) => ("failed", Some(e.as_str()), None),
