@@ -352,6 +352,22 @@ macro_rules! insert_notification {
     };
 }
 
+impl Step<'_> {
+    /// The delivery of this step's page with idempotency key `key`, leased to the step's worker
+    /// as job `job_id`.
+    fn claimed(&self, key: &str, notification_id: i64, job_id: i64) -> Option<ClaimedDelivery> {
+        let index = self
+            .notifications
+            .iter()
+            .position(|n| n.idempotency_key == key)?;
+        Some(ClaimedDelivery {
+            index,
+            notification_id,
+            job_id,
+        })
+    }
+}
+
 /// Tagged rows of a SQLite query string: (tag, id, key, flag).
 type TaggedRow = (String, i64, Option<String>, bool);
 
@@ -687,17 +703,7 @@ impl Store {
                     let Some((notification_id, Some(key))) = page.take() else {
                         continue;
                     };
-                    if let Some(index) = step
-                        .notifications
-                        .iter()
-                        .position(|n| n.idempotency_key == key)
-                    {
-                        claimed.push(ClaimedDelivery {
-                            index,
-                            notification_id,
-                            job_id: id,
-                        });
-                    }
+                    claimed.extend(step.claimed(&key, notification_id, id));
                 }
                 _ => {}
             }
@@ -832,17 +838,7 @@ impl Store {
             let (Some(id), Some(key), Some(job), true) = (id, key, job, leased) else {
                 continue;
             };
-            if let Some(index) = step
-                .notifications
-                .iter()
-                .position(|n| n.idempotency_key == key)
-            {
-                claimed.push(ClaimedDelivery {
-                    index,
-                    notification_id: id,
-                    job_id: job,
-                });
-            }
+            claimed.extend(step.claimed(&key, id, job));
         }
         claimed.sort_by_key(|c| c.index);
         Ok(Some(claimed))
