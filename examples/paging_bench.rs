@@ -407,8 +407,10 @@ async fn main() {
         ms(all_arrived),
     );
     println!(
-        "SMTP server: {}; load average (1, 5, 15 min): before {load_before}, after {load_after}",
-        smtp.name()
+        "SMTP server: {}; load average (1, 5, 15 min): before {load_before}, after {load_after}; \
+         {} transactions or statements carried several writes",
+        smtp.name(),
+        store.writes_grouped()
     );
     if std::env::var_os("PROFILE").is_some() {
         profile(&db.url, first_sent).await;

@@ -230,26 +230,6 @@ impl Batch {
 }
 
 impl Batch {
-    /// PostgreSQL: the batch's statements as further `WITH` clauses (`, b0 AS (…), b1 AS (…)`)
-    /// of a statement of the caller's in which the clause `guard` returns a row only when the
-    /// batch may be written, such as a job's lease check. Each statement is rewritten to change
-    /// nothing otherwise (see [`guarded`]), so the caller's statement can commit on its own.
-    /// Parameters are numbered after the caller's first `offset`.
-    pub(crate) fn guarded_clauses(self, guard: &str, offset: usize) -> (String, Vec<Arg>) {
-        let mut sql = String::new();
-        let mut args = Vec::new();
-        for (i, (statement, mut own)) in self.statements.into_iter().enumerate() {
-            sql.push_str(&format!(", b{i} AS ("));
-            let statement = guarded(statement.trim_end().trim_end_matches(';'), guard);
-            renumber(&statement, offset + args.len(), &mut sql);
-            sql.push(')');
-            args.append(&mut own);
-        }
-        (sql, args)
-    }
-}
-
-impl Batch {
     /// SQLite, inside the caller's transaction: `head`'s statements and then the batch's, one
     /// query string, one round trip; every row any of them returns, decoded as `R` (so each
     /// statement that returns rows must return the same columns).
@@ -277,52 +257,6 @@ impl Batch {
             .fetch_all(&mut **t)
             .await?)
     }
-}
-
-/// Runs a statement built from [`Arg`]s on PostgreSQL, outside a transaction, and returns its
-/// rows.
-pub(crate) async fn fetch_all_postgres<R>(
-    pool: &sqlx::PgPool,
-    sql: &str,
-    args: &[Arg],
-) -> Result<Vec<R>>
-where
-    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
-{
-    Ok(bind_all!(sqlx::query_as(sql), args).fetch_all(pool).await?)
-}
-
-/// `statement` made to change nothing unless the `WITH` clause `guard` returned a row: an
-/// `UPDATE` or `DELETE` (with a `WHERE`, without `RETURNING`) gets `AND EXISTS (SELECT 1 FROM
-/// guard)`; an `INSERT INTO t (…) VALUES … [ON CONFLICT …]` inserts `SELECT * FROM (VALUES …)`
-/// under that condition. The statements are ours (values are always parameters), and any other
-/// shape is a bug, caught by the tests: it panics.
-fn guarded(statement: &str, guard: &str) -> String {
-    let condition = format!("EXISTS (SELECT 1 FROM {guard})");
-    let statement = statement.trim();
-    if statement.starts_with("UPDATE ") || statement.starts_with("DELETE ") {
-        assert!(
-            statement.contains(" WHERE ") && !statement.contains("RETURNING"),
-            "cannot guard: {statement}"
-        );
-        return format!("{statement} AND {condition}");
-    }
-    let values = statement
-        .find(" VALUES ")
-        .filter(|_| statement.starts_with("INSERT INTO "))
-        .unwrap_or_else(|| panic!("cannot guard: {statement}"));
-    let (head, rest) = statement.split_at(values);
-    let rest = &rest[" VALUES ".len()..];
-    let (rows, tail) = match rest.find("ON CONFLICT") {
-        Some(at) => rest.split_at(at),
-        None => (rest, ""),
-    };
-    format!(
-        "{head} SELECT * FROM (VALUES {}) v WHERE {condition} {tail}",
-        rows.trim()
-    )
-    .trim_end()
-    .to_owned()
 }
 
 /// The statements as one: a lone statement as it is, several as data-modifying `WITH`
@@ -381,32 +315,7 @@ fn renumber(sql: &str, offset: usize, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Arg, guarded, postgres_statement, renumber};
-
-    #[test]
-    fn guarded_statements_change_nothing_without_the_guard() {
-        assert_eq!(
-            guarded("UPDATE b SET y = $2 WHERE id = $1", "f"),
-            "UPDATE b SET y = $2 WHERE id = $1 AND EXISTS (SELECT 1 FROM f)"
-        );
-        assert_eq!(
-            guarded(
-                "INSERT INTO a (x, y) VALUES ($1, $2), ($1, $3)\n         ON CONFLICT (x) DO NOTHING",
-                "f"
-            ),
-            "INSERT INTO a (x, y) SELECT * FROM (VALUES ($1, $2), ($1, $3)) v WHERE EXISTS (SELECT 1 FROM f) ON CONFLICT (x) DO NOTHING"
-        );
-        assert_eq!(
-            guarded("INSERT INTO a (x) VALUES ($1)", "g"),
-            "INSERT INTO a (x) SELECT * FROM (VALUES ($1)) v WHERE EXISTS (SELECT 1 FROM g)"
-        );
-    }
-
-    #[test]
-    #[should_panic(expected = "cannot guard")]
-    fn a_statement_that_cannot_be_guarded_is_refused() {
-        guarded("UPDATE b SET y = 1 WHERE id = 2 RETURNING id", "f");
-    }
+    use super::{Arg, postgres_statement, renumber};
 
     #[test]
     fn parameters_are_renumbered_after_the_earlier_statements() {

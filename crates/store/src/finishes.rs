@@ -1,22 +1,16 @@
 //! Delivery outcomes on PostgreSQL, recorded several to one statement.
 //!
 //! After a burst of pages, every sent mail's outcome is a write: the `deliver` job finished,
-//! the notification marked sent, a timeline entry. One statement each was a parse, a plan, a
-//! commit (a WAL flush) and a round trip per page. [`Finishes`] is a task that takes whatever
-//! outcomes are waiting (up to 64) and writes them with one statement over arrays (`unnest`),
-//! which commits on its own. Each outcome still depends on its own job's lease: the statement
-//! changes a notification and adds its entry only for the jobs whose finish it made, and says
-//! which those were. If the statement fails, each outcome is written alone, as before, so one
-//! bad row does not fail the others (a failed outcome leaves its job leased, and a mail sent
-//! twice is what a lost outcome would cost).
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+//! the notification marked sent, a timeline entry. They go several to one statement over
+//! arrays (see [`crate::together`]). Each outcome still depends on its own job's lease: the
+//! statement changes a notification and adds its entry only for the jobs whose finish it
+//! made, and says which those were. (A failed outcome leaves its job leased, and a mail sent
+//! twice is what a lost outcome would cost.)
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::Result;
+use crate::group::BoxFuture;
 
 /// One delivery's outcome to record (see [`crate::Store::finish_delivery`]).
 #[derive(Debug, Clone)]
@@ -33,119 +27,47 @@ pub(crate) struct Finish {
     pub(crate) entry: Option<(i64, &'static str, String)>,
 }
 
-type Waiting = (Finish, oneshot::Sender<Result<bool>>);
+impl crate::together::Write for Finish {
+    /// Whether its job was still this worker's (if not, nothing changed).
+    type Answer = bool;
 
-/// The task writing delivery outcomes for one PostgreSQL pool, started on first use.
-#[derive(Clone, Default)]
-pub(crate) struct Finishes {
-    queue: Arc<OnceLock<mpsc::UnboundedSender<Waiting>>>,
-    /// Statements that recorded more than one outcome.
-    together: Arc<AtomicU64>,
-}
-
-impl std::fmt::Debug for Finishes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Finishes").finish_non_exhaustive()
-    }
-}
-
-impl Finishes {
-    /// The most outcomes in one statement.
-    const MOST: usize = 64;
-    /// The most statements running at once; the outcomes that arrive meanwhile wait and go
-    /// together in the next.
-    const RUNNING: usize = 2;
-
-    /// Records `finish`; whether its job was still this worker's (if not, nothing changed).
-    pub(crate) async fn record(&self, pool: &sqlx::PgPool, finish: Finish) -> Result<bool> {
-        let queue = self
-            .queue
-            .get_or_init(|| Self::start(pool.clone(), self.together.clone()));
-        let (reply, answer) = oneshot::channel();
-        match queue.send((finish, reply)) {
-            Ok(()) => match answer.await {
-                Ok(result) => result,
-                Err(_) => Err(crate::StoreError::Backend(sqlx::Error::WorkerCrashed)),
-            },
-            // The task is gone (its runtime shut down): write it here.
-            Err(mpsc::error::SendError((finish, _))) => alone(pool, &finish).await,
-        }
+    fn together<'a>(
+        pool: &'a sqlx::PgPool,
+        group: &'a [Finish],
+    ) -> BoxFuture<'a, Result<Vec<bool>>> {
+        Box::pin(async move {
+            let finished = together(pool, group).await?;
+            Ok(group.iter().map(|f| finished.contains(&f.job_id)).collect())
+        })
     }
 
-    /// How many statements recorded more than one outcome.
-    pub(crate) fn recorded_together(&self) -> u64 {
-        self.together.load(Ordering::Relaxed)
-    }
-
-    fn start(pool: sqlx::PgPool, together: Arc<AtomicU64>) -> mpsc::UnboundedSender<Waiting> {
-        let (queue, mut waiting) = mpsc::unbounded_channel::<Waiting>();
-        let running = Arc::new(tokio::sync::Semaphore::new(Self::RUNNING));
-        tokio::spawn(async move {
-            let mut group = Vec::with_capacity(Self::MOST);
-            loop {
-                let Ok(permit) = running.clone().acquire_owned().await else {
-                    break;
-                };
-                if waiting.recv_many(&mut group, Self::MOST).await == 0 {
-                    break;
-                }
-                // Its own task, so the next group's statement can run beside this one.
-                let group = std::mem::replace(&mut group, Vec::with_capacity(Self::MOST));
-                let (pool, together) = (pool.clone(), together.clone());
-                tokio::spawn(async move {
-                    write(pool, group, &together).await;
-                    drop(permit);
-                });
-            }
-        });
-        queue
-    }
-}
-
-/// Writes `group`: one statement, or each alone if that fails.
-async fn write(pool: sqlx::PgPool, group: Vec<Waiting>, count: &AtomicU64) {
-    tracing::debug!(outcomes = group.len(), "recording delivery outcomes");
-    if group.len() > 1 {
-        match together(&pool, &group).await {
-            Ok(finished) => {
-                count.fetch_add(1, Ordering::Relaxed);
-                for (finish, reply) in group {
-                    let _ = reply.send(Ok(finished.contains(&finish.job_id)));
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "recording delivery outcomes together failed; each is recorded alone");
-            }
-        }
-    }
-    for (finish, reply) in group {
-        let _ = reply.send(alone(&pool, &finish).await);
+    fn alone<'a>(&'a self, pool: &'a sqlx::PgPool) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(alone(pool, self))
     }
 }
 
 /// The outcomes of `group` in one statement; the jobs it finished.
-async fn together(pool: &sqlx::PgPool, group: &[Waiting]) -> Result<Vec<i64>> {
-    let column = |f: fn(&Finish) -> i64| group.iter().map(|(x, _)| f(x)).collect::<Vec<_>>();
+async fn together(pool: &sqlx::PgPool, group: &[Finish]) -> Result<Vec<i64>> {
+    let column = |f: fn(&Finish) -> i64| group.iter().map(f).collect::<Vec<_>>();
     let job_ids = column(|f| f.job_id);
     let notification_ids = column(|f| f.notification_id);
     let attempts = column(|f| f.attempts_add);
-    let workers: Vec<&str> = group.iter().map(|(f, _)| f.worker.as_str()).collect();
-    let ats: Vec<DateTime<Utc>> = group.iter().map(|(f, _)| f.at).collect();
-    let states: Vec<&str> = group.iter().map(|(f, _)| f.state).collect();
-    let errors: Vec<Option<&str>> = group.iter().map(|(f, _)| f.error.as_deref()).collect();
-    let sent: Vec<Option<DateTime<Utc>>> = group.iter().map(|(f, _)| f.sent_at).collect();
+    let workers: Vec<&str> = group.iter().map(|f| f.worker.as_str()).collect();
+    let ats: Vec<DateTime<Utc>> = group.iter().map(|f| f.at).collect();
+    let states: Vec<&str> = group.iter().map(|f| f.state).collect();
+    let errors: Vec<Option<&str>> = group.iter().map(|f| f.error.as_deref()).collect();
+    let sent: Vec<Option<DateTime<Utc>>> = group.iter().map(|f| f.sent_at).collect();
     let incidents: Vec<Option<i64>> = group
         .iter()
-        .map(|(f, _)| f.entry.as_ref().map(|e| e.0))
+        .map(|f| f.entry.as_ref().map(|e| e.0))
         .collect();
     let kinds: Vec<Option<&str>> = group
         .iter()
-        .map(|(f, _)| f.entry.as_ref().map(|e| e.1))
+        .map(|f| f.entry.as_ref().map(|e| e.1))
         .collect();
     let bodies: Vec<Option<&str>> = group
         .iter()
-        .map(|(f, _)| f.entry.as_ref().map(|e| e.2.as_str()))
+        .map(|f| f.entry.as_ref().map(|e| e.2.as_str()))
         .collect();
     let finished: Vec<(i64,)> = sqlx::query_as(
         "WITH i AS (

@@ -374,9 +374,8 @@ struct ServicesAndIds {
 /// writes the declaration (see [`declare_postgres`]). A policy assigned to a service between
 /// the two applies from the next incident on, as it would to a transaction that read the
 /// services just before the policy's commit.
-async fn declare_incident_postgres(
+pub(crate) async fn declare_incident_postgres(
     pool: &sqlx::PgPool,
-    announcer: &crate::Announcer,
     new: &NewIncident,
     audit: &Audit,
     now: DateTime<Utc>,
@@ -424,18 +423,9 @@ async fn declare_incident_postgres(
         .zip(policies)
         .map(|((id, targets), policy)| (id, targets, policy))
         .collect();
-    let (incident, _) = declare_postgres(
-        pool,
-        announcer,
-        (id, number),
-        new,
-        &services,
-        audit,
-        now,
-        Vec::new(),
-        Vec::new(),
-    )
-    .await?;
+    let (incident, batch) =
+        declaration_with_ids(false, (id, number), new, &services, audit, now, Vec::new());
+    batch.fetch_postgres(pool, None).await?;
     Ok(incident)
 }
 
@@ -450,14 +440,7 @@ fn declaration_rows(
     now: DateTime<Utc>,
     extra_entries: Vec<NewEntry<'_>>,
 ) {
-    let number = incident.number;
-    let declared = NewEntry {
-        kind: "declared",
-        body: format!("Declared {} — {}", incident.severity, incident.title),
-        body_html: "",
-        phase: None,
-    };
-    let mut entries: Vec<(&Audit, NewEntry<'_>)> = vec![(audit, declared)];
+    let mut entries: Vec<(&Audit, NewEntry<'_>)> = vec![(audit, declared_entry(incident))];
     entries.extend(extra_entries.into_iter().map(|e| (audit, e)));
     batch.push(
         "INSERT INTO incident_escalations (incident_id, epoch, level, repeat_no, updated_at) VALUES ($1, 1, 0, 0, $2)",
@@ -474,21 +457,33 @@ fn declaration_rows(
     }
     let (sql, args) = entries_statement(incident.id, now, &entries);
     batch.push(sql, args);
-    let (sql, args) = crate::audit::record_statement(
-        audit,
-        now,
-        Change::new(
-            "incident.declare",
-            "incident",
-            number,
-            format!(
-                "declared #{number} {} {}",
-                incident.severity, incident.title
-            ),
-        )
-        .after(incident),
-    );
+    let (sql, args) = crate::audit::record_statement(audit, now, declare_change(incident));
     batch.push(sql, args);
+}
+
+/// The first timeline entry of a declared incident.
+pub(crate) fn declared_entry(incident: &Incident) -> NewEntry<'static> {
+    NewEntry {
+        kind: "declared",
+        body: format!("Declared {} — {}", incident.severity, incident.title),
+        body_html: "",
+        phase: None,
+    }
+}
+
+/// The audit log's entry for a declared incident.
+pub(crate) fn declare_change(incident: &Incident) -> Change<'static> {
+    let number = incident.number;
+    Change::new(
+        "incident.declare",
+        "incident",
+        number,
+        format!(
+            "declared #{number} {} {}",
+            incident.severity, incident.title
+        ),
+    )
+    .after(incident)
 }
 
 /// A declaration whose incident `id` and `number` were drawn beforehand, as a [`Batch`] to
@@ -507,27 +502,8 @@ pub(crate) fn declaration_with_ids(
     now: DateTime<Utc>,
     entries: Vec<NewEntry<'_>>,
 ) -> (Incident, crate::batch::Batch) {
-    // PostgreSQL keeps microseconds; the incident returned (and audited) must equal its row.
-    let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-    let incident = Incident {
-        id,
-        number,
-        title: new.title.clone(),
-        description: new.description.clone(),
-        description_html: new.description_html.clone(),
-        severity: new.severity,
-        status: IncidentStatus::Triggered,
-        phase: None,
-        commander_id: new.commander_id,
-        comms_lead_id: None,
-        scribe_id: None,
-        declared_by: audit.actor_user_id,
-        triggered_at: now,
-        acknowledged_at: None,
-        resolved_at: None,
-        version: 1,
-        updated_at: now,
-    };
+    let incident = incident_with_ids((id, number), new, audit, now);
+    let now = incident.triggered_at;
     let mut batch = crate::batch::Batch::default();
     batch.push(
         "INSERT INTO incidents (id, number, title, description, severity, status, commander_id, declared_by, triggered_at, updated_at, description_html)
@@ -558,6 +534,37 @@ pub(crate) fn declaration_with_ids(
     }
     declaration_rows(&mut batch, &incident, services, audit, now, entries);
     (incident, batch)
+}
+
+/// The incident a declaration with id and number drawn beforehand stores, as it will be
+/// stored: PostgreSQL keeps microseconds, and the incident returned (and audited) must equal
+/// its row.
+pub(crate) fn incident_with_ids(
+    (id, number): (i64, i64),
+    new: &NewIncident,
+    audit: &Audit,
+    now: DateTime<Utc>,
+) -> Incident {
+    let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    Incident {
+        id,
+        number,
+        title: new.title.clone(),
+        description: new.description.clone(),
+        description_html: new.description_html.clone(),
+        severity: new.severity,
+        status: IncidentStatus::Triggered,
+        phase: None,
+        commander_id: new.commander_id,
+        comms_lead_id: None,
+        scribe_id: None,
+        declared_by: audit.actor_user_id,
+        triggered_at: now,
+        acknowledged_at: None,
+        resolved_at: None,
+        version: 1,
+        updated_at: now,
+    }
 }
 
 /// Declares an incident on PostgreSQL in one statement that commits on its own: the
@@ -640,7 +647,14 @@ impl Store {
     /// Declares an incident: the next number, status triggered, a `declared` timeline entry.
     pub async fn declare_incident(&self, new: &NewIncident, audit: &Audit) -> Result<Incident> {
         if let crate::Db::Postgres(pool, announcer) = self.db() {
-            return declare_incident_postgres(pool, announcer, new, audit, self.now()).await;
+            let declaration = crate::declarations::PgDeclaration {
+                new: new.clone(),
+                audit: audit.clone(),
+                now: self.now(),
+            };
+            let incident = self.declarations.send(pool, declaration).await??;
+            announcer.announce(vec![incident.number]);
+            return Ok(incident);
         }
         let crate::Db::Sqlite { write, .. } = self.db() else {
             unreachable!("PostgreSQL declared above")

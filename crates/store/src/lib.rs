@@ -27,6 +27,7 @@ pub mod alerts;
 pub mod audit;
 mod batch;
 pub mod contacts;
+mod declarations;
 pub mod demo;
 pub mod escalation_policies;
 mod finishes;
@@ -42,9 +43,11 @@ pub mod seed;
 pub mod services;
 pub mod sessions;
 pub mod settings;
+mod steps;
 pub mod team_channels;
 pub mod teams;
 pub mod throttle;
+mod together;
 pub mod tokens;
 pub mod users;
 
@@ -421,7 +424,9 @@ pub struct Store {
     integrations: alerts::KeyCache,
     classifier: oncall_load::Classifier,
     group: group::Group,
-    finishes: finishes::Finishes,
+    finishes: together::Together<finishes::Finish>,
+    steps: together::Together<steps::PgStep>,
+    declarations: together::Together<declarations::PgDeclaration>,
 }
 
 impl Store {
@@ -438,16 +443,21 @@ impl Store {
             integrations: alerts::KeyCache::default(),
             classifier: oncall_load::Classifier::default(),
             group: group::Group::default(),
-            finishes: finishes::Finishes::default(),
+            finishes: together::Together::default(),
+            steps: together::Together::default(),
+            declarations: together::Together::default(),
         }
     }
 
     /// How many times several writes went to the database together: SQLite transactions
-    /// that committed more than one unit ([`group`]), PostgreSQL statements that recorded more
-    /// than one delivery outcome ([`finishes`]). For tests and benchmarks.
+    /// that committed more than one unit ([`group`]), PostgreSQL statements that carried more
+    /// than one delivery outcome, escalation step or declaration ([`together`]). For tests and benchmarks.
     #[doc(hidden)]
     pub fn writes_grouped(&self) -> u64 {
-        self.group.committed_together() + self.finishes.recorded_together()
+        self.group.committed_together()
+            + self.finishes.sent_together()
+            + self.steps.sent_together()
+            + self.declarations.sent_together()
     }
 
     /// The database.

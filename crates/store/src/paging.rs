@@ -712,13 +712,8 @@ impl Store {
         Ok(Some(claimed))
     }
 
-    /// [`Store::apply_step_claiming`] on PostgreSQL: the whole step is one statement that
-    /// commits on its own (no `BEGIN` and `COMMIT` round trips). Its first clause finishes the
-    /// job if this worker still holds it, and every other part changes nothing unless that
-    /// clause did, so a step whose lease was lost leaves no trace. The status check share-locks
-    /// the incident's row as before: an acknowledgement waits for the statement, and one that
-    /// committed since the statement began is seen (PostgreSQL re-checks a row it locks), so
-    /// no delivery is leased for a page already acknowledged.
+    /// [`Store::apply_step_claiming`] on PostgreSQL: one statement that commits on its own,
+    /// with other steps waiting to be applied if there are any (see [`crate::steps`]).
     #[allow(clippy::too_many_arguments)]
     async fn apply_step_postgres(
         &self,
@@ -730,116 +725,49 @@ impl Store {
         lease: Option<chrono::TimeDelta>,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<ClaimedDelivery>>> {
-        use crate::batch::Arg;
-        // $1 job, $2 worker, $3 now, $4 incident, $5 epoch, $6 lease end.
-        let mut args: Vec<Arg> = vec![
-            job_id.into(),
-            worker.into(),
-            now.into(),
-            step.incident_id.into(),
-            step.epoch.into(),
-            lease.map(|l| now + l).into(),
-        ];
-        let mut sql = String::from(
-            "WITH f AS (
-               UPDATE jobs SET finished_at = $3, locked_by = NULL, locked_until = NULL
-               WHERE id = $1 AND locked_by = $2 AND finished_at IS NULL RETURNING id)",
-        );
-        if !step.notifications.is_empty() {
-            let leased = if lease.is_some() {
-                sql.push_str(
-                    ", st AS MATERIALIZED (
-                       SELECT 1 FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id
-                       WHERE i.id = $4 AND i.status = 'triggered' AND ($5::bigint IS NULL OR e.epoch = $5)
-                         AND EXISTS (SELECT 1 FROM f)
-                       FOR SHARE OF i)",
-                );
-                "n.due_at <= $3 AND EXISTS (SELECT 1 FROM st)"
-            } else {
-                "false"
-            };
-            sql.push_str(", nv AS (SELECT * FROM (VALUES ");
-            for (index, n) in step.notifications.iter().enumerate() {
-                if index > 0 {
-                    sql.push_str(", ");
-                }
-                let b = args.len();
-                sql.push_str(&format!(
-                    "({index}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9,
-                    b + 10,
-                    b + 11
-                ));
-                args.extend(n.args());
-                args.push(n.due_at.into());
-            }
-            sql.push_str(&format!(
-                ") v (ord, idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, due_at)),
-                 n AS (
-                   INSERT INTO notifications (idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, state, created_at, due_at)
-                   SELECT idempotency_key, incident_id, user_id, contact_method_id, purpose, channel, address, subject, level, repeat_no, 'pending', $3, due_at
-                   FROM nv WHERE EXISTS (SELECT 1 FROM f) ORDER BY ord
-                   ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key, due_at),
-                 j AS (
-                   INSERT INTO jobs (kind, payload, run_at, dedup_key, created_at, locked_by, locked_until, attempts)
-                   SELECT 'deliver', '{{\"notification_id\":' || n.id || '}}', n.due_at, 'deliver:' || n.id, $3,
-                          CASE WHEN {leased} THEN $2 END, CASE WHEN {leased} THEN $6 END, CASE WHEN {leased} THEN 1 ELSE 0 END
-                   FROM n ORDER BY n.id
-                   ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key, locked_by)"
-            ));
-        }
-        let (clauses, clause_args) = step_batch(step, now).guarded_clauses("f", args.len());
-        sql.push_str(&clauses);
-        args.extend(clause_args);
         let announce = !step.timeline.is_empty();
-        let number = if announce && step.incident_number.is_none() {
-            "(SELECT number FROM incidents WHERE id = $4)"
-        } else {
-            "NULL::bigint"
+        let planned = crate::steps::PgStep {
+            job_id,
+            worker: worker.to_owned(),
+            at: now,
+            incident_id: step.incident_id,
+            epoch: step.epoch,
+            // No page, no status check (and no share lock of the incident).
+            lease_end: lease
+                .filter(|_| !step.notifications.is_empty())
+                .map(|l| now + l),
+            want_number: announce && step.incident_number.is_none(),
+            notifications: step.notifications.clone(),
+            jobs: step
+                .jobs
+                .iter()
+                .map(|j| {
+                    (
+                        j.kind.to_owned(),
+                        j.payload.to_string(),
+                        j.run_at,
+                        j.dedup_key.clone(),
+                    )
+                })
+                .collect(),
+            tokens: step.action_tokens.clone(),
+            breaches: step.breaches.clone(),
+            notices_sent: step.notices_sent.clone(),
+            reminders_sent: step.reminders_sent.clone(),
+            position: step.position,
+            timeline: step.timeline.clone(),
         };
-        if step.notifications.is_empty() {
-            sql.push_str(&format!(
-                " SELECT (SELECT count(*) FROM f), {number}, NULL::bigint, NULL::text, NULL::bigint, false"
-            ));
-        } else {
-            sql.push_str(&format!(
-                " SELECT (SELECT count(*) FROM f), {number}, n.id, n.idempotency_key, j.id, j.locked_by IS NOT NULL
-                  FROM (SELECT 1) one LEFT JOIN n ON true LEFT JOIN j ON j.dedup_key = 'deliver:' || n.id"
-            ));
-        }
-        type Row = (
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-            bool,
-        );
-        let rows: Vec<Row> = crate::batch::fetch_all_postgres(pool, &sql, &args).await?;
-        let Some(first) = rows.first() else {
+        let Some(applied) = self.steps.send(pool, planned).await? else {
             return Ok(None);
         };
-        if first.0 == 0 {
-            return Ok(None);
-        }
-        if announce && let Some(number) = step.incident_number.or(first.1) {
+        if announce && let Some(number) = step.incident_number.or(applied.number) {
             announcer.announce(vec![number]);
         }
-        let mut claimed = Vec::new();
-        for (_, _, id, key, job, leased) in rows {
-            let (Some(id), Some(key), Some(job), true) = (id, key, job, leased) else {
-                continue;
-            };
-            claimed.extend(step.claimed(&key, id, job));
-        }
+        let mut claimed: Vec<ClaimedDelivery> = applied
+            .claimed
+            .iter()
+            .filter_map(|(key, id, job)| step.claimed(key, *id, *job))
+            .collect();
         claimed.sort_by_key(|c| c.index);
         Ok(Some(claimed))
     }
@@ -1070,7 +998,7 @@ impl Store {
                 .as_ref()
                 .map(|((kind, body), incident_id)| (*incident_id, *kind, body.clone())),
         };
-        if !self.finishes.record(pool, finish).await? {
+        if !self.finishes.send(pool, finish).await? {
             return Ok(false);
         }
         if entry.is_some()

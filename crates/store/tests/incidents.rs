@@ -617,3 +617,169 @@ async fn changes_are_announced_after_they_commit() {
         "nothing else was announced"
     );
 }
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    let (n,): (i64,) = match store.db() {
+        Db::Sqlite { read, .. } => sqlx::query_as(sql).fetch_one(read).await.unwrap(),
+        Db::Postgres(pool, _) => sqlx::query_as(sql).fetch_one(pool).await.unwrap(),
+    };
+    n
+}
+
+/// Declarations made at the same moment go to the database together (one transaction on
+/// SQLite; on PostgreSQL one statement to read their services and draw their numbers, one to
+/// write them all), and each is still whole or refused on its own: one naming a service that
+/// does not exist takes no number, one whose commander does not exist fails alone, and every
+/// other is written with its services, entries, response-target check and audit entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_declarations_are_written_together_each_whole_or_refused() {
+    const EACH: usize = 20;
+    for backend in backends() {
+        let (_db, store, _clock, user, audit) = setup(backend).await;
+        let mut with_target = service("llm-gateway", None);
+        with_target.response_targets.0.insert(
+            Severity::Sev2,
+            heliograph_store::services::ResponseTarget {
+                acknowledge_minutes: Some(15),
+                resolve_minutes: None,
+            },
+        );
+        let a = store.create_service(&with_target, &audit).await.unwrap();
+        let b = store
+            .create_service(&service("vector-db", None), &audit)
+            .await
+            .unwrap();
+        // In the second wave, some name a service that does not exist, some a commander
+        // who does not exist.
+        let missing_service = |i: usize| i >= EACH && i % 5 == 1;
+        let missing_commander = |i: usize| i >= EACH && i % 5 == 3;
+        let declare = |range: std::ops::Range<usize>| {
+            range
+                .map(|i| {
+                    let (store, audit) = (store.clone(), audit.clone());
+                    let mut service_ids = if i % 2 == 0 {
+                        vec![a.id]
+                    } else {
+                        vec![b.id, a.id]
+                    };
+                    if missing_service(i) {
+                        service_ids.push(b.id + 1000);
+                    }
+                    let new = NewIncident {
+                        title: format!("Feature store lagging ({i})"),
+                        description: String::new(),
+                        description_html: String::new(),
+                        severity: Severity::Sev2,
+                        service_ids,
+                        commander_id: Some(if missing_commander(i) {
+                            user.id + 1000
+                        } else {
+                            user.id
+                        }),
+                    };
+                    tokio::spawn(async move { (i, store.declare_incident(&new, &audit).await) })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut results = Vec::new();
+        let grouped_before = store.writes_grouped();
+        for task in declare(0..EACH) {
+            results.push(task.await.unwrap());
+        }
+        let grouped_first = store.writes_grouped();
+        assert!(
+            grouped_first > grouped_before,
+            "{backend:?}: no declarations were written together"
+        );
+        for task in declare(EACH..2 * EACH) {
+            results.push(task.await.unwrap());
+        }
+        // On SQLite a failing declaration undoes its group, whose declarations then run
+        // again alone; on PostgreSQL they share statements.
+        if backend == heliograph_store::Backend::Postgres {
+            assert!(
+                store.writes_grouped() > grouped_first,
+                "{backend:?}: no declarations were written together beside refused ones"
+            );
+        }
+        let mut numbers = std::collections::BTreeSet::new();
+        let mut refused_commanders = 0;
+        for (i, result) in results {
+            if missing_service(i) {
+                assert!(
+                    matches!(result, Err(StoreError::Conflict(ref m)) if m.contains("does not exist")),
+                    "{backend:?}: {i}: {result:?}"
+                );
+                continue;
+            }
+            if missing_commander(i) {
+                assert!(result.is_err(), "{backend:?}: {i}: {result:?}");
+                refused_commanders += 1;
+                continue;
+            }
+            let incident = result.unwrap_or_else(|e| panic!("{backend:?}: {i}: {e}"));
+            assert!(
+                numbers.insert(incident.number),
+                "{backend:?}: {i}: number twice"
+            );
+            assert_eq!(
+                incident,
+                store.incident(incident.number).await.unwrap(),
+                "{backend:?}: {i}: what was returned is the row"
+            );
+            let mut services = vec![a.id];
+            if i % 2 == 1 {
+                services.push(b.id);
+            }
+            services.sort_unstable();
+            let stored: Vec<i64> = store
+                .incident_service_ids(incident.id, incident.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect();
+            assert_eq!(stored, services, "{backend:?}: {i}");
+            let kinds: Vec<String> = store
+                .timeline(incident.id, false)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.kind)
+                .collect();
+            assert_eq!(kinds, ["declared", "escalation"], "{backend:?}: {i}");
+            let rows = |sql: String| {
+                let store = store.clone();
+                async move { count(&store, &sql).await }
+            };
+            let checks = rows(format!(
+                "SELECT COUNT(*) FROM jobs WHERE dedup_key = 'target:{}:{}:acknowledge' AND run_at > created_at",
+                incident.id, a.id
+            ))
+            .await;
+            let positions = rows(format!(
+                "SELECT COUNT(*) FROM incident_escalations WHERE incident_id = {} AND epoch = 1",
+                incident.id
+            ))
+            .await;
+            let audited = rows(format!(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'incident.declare' AND target_id = '{}' AND actor_user_id = {}",
+                incident.number, user.id
+            ))
+            .await;
+            assert_eq!((checks, positions, audited), (1, 1, 1), "{backend:?}: {i}");
+        }
+        assert_eq!(numbers.len(), 2 * EACH - 8, "{backend:?}");
+        // Only a declaration that failed after drawing its number leaves a gap.
+        let last = *numbers.last().unwrap() as usize;
+        assert!(
+            last <= numbers.len() + refused_commanders,
+            "{backend:?}: numbers {numbers:?}"
+        );
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM incidents").await as usize,
+            numbers.len(),
+            "{backend:?}"
+        );
+    }
+}

@@ -432,3 +432,174 @@ async fn outcomes_recorded_together_each_depend_on_their_own_lease() {
         assert_eq!(count(&store, &entries_sql).await, owned, "{backend:?}");
     }
 }
+
+/// Many escalation steps applied at once go to the database together (one transaction on
+/// SQLite, one statement on PostgreSQL), and each still counts only if its worker held its
+/// job: a late worker's step leaves no page, link, job, entry or position behind, while each
+/// of the owner's is applied whole, its page due now leased to the owner and the one due
+/// later left in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_applied_together_each_depend_on_their_own_lease() {
+    const STEPS: usize = 24;
+    for backend in backends() {
+        let (_db, store, clock) = store_on(backend).await;
+        let now = clock.now();
+        let mut incidents = Vec::new();
+        for i in 0..STEPS {
+            incidents
+                .push(declare(&store, &format!("Embedding drift ({i})"), Severity::Sev2).await);
+            enqueue_step(&store, now).await;
+        }
+        let mut jobs = store
+            .claim_jobs("owner", TimeDelta::minutes(1), STEPS as i64 + 1)
+            .await
+            .unwrap();
+        jobs.sort_by_key(|j| j.id);
+        assert_eq!(jobs.len(), STEPS, "{backend:?}");
+        // The first half are all the owner's; in the second, every third comes from a worker
+        // that does not hold its job.
+        let late = |i: usize| i >= STEPS / 2 && i % 3 == 1;
+        let apply = |range: std::ops::Range<usize>| {
+            range
+                .map(|i| {
+                    let (job, incident) = (&jobs[i], &incidents[i]);
+                    let (store, job, incident) = (store.clone(), job.id, incident.clone());
+                    tokio::spawn(async move {
+                        let step = Step {
+                            incident_id: incident.id,
+                            epoch: Some(1),
+                            position: Some((1, 0)),
+                            notifications: vec![
+                                page_to_ana(&incident, &format!("page:now-{i}"), now),
+                                page_to_ana(
+                                    &incident,
+                                    &format!("page:later-{i}"),
+                                    now + TimeDelta::minutes(5),
+                                ),
+                            ],
+                            action_tokens: ["acknowledge", "resolve"]
+                                .into_iter()
+                                .map(|action| NewActionToken {
+                                    token_hash: format!("{action}-{i}"),
+                                    action,
+                                    user_id: None,
+                                    expires_at: now + TimeDelta::hours(24),
+                                })
+                                .collect(),
+                            jobs: vec![NewJob {
+                                kind: "test_next",
+                                payload: serde_json::json!({"step": i}),
+                                run_at: now + TimeDelta::minutes(30),
+                                dedup_key: Some(format!("next:{i}")),
+                            }],
+                            timeline: vec![(
+                                "escalation",
+                                format!("Escalation level 1: paging Ana ({i})."),
+                            )],
+                            ..Step::default()
+                        };
+                        let worker = if late(i) { "late" } else { "owner" };
+                        let applied = store
+                            .apply_step_claiming(job, worker, &step, Some(TimeDelta::minutes(1)))
+                            .await
+                            .unwrap();
+                        (i, applied)
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut results = Vec::new();
+        let grouped_before = store.writes_grouped();
+        for task in apply(0..STEPS / 2) {
+            results.push(task.await.unwrap());
+        }
+        let grouped_first = store.writes_grouped();
+        assert!(
+            grouped_first > grouped_before,
+            "{backend:?}: no steps were applied together"
+        );
+        for task in apply(STEPS / 2..STEPS) {
+            results.push(task.await.unwrap());
+        }
+        // On PostgreSQL steps whose lease was lost share statements with the others; on
+        // SQLite one undoes its group, whose steps then run again alone.
+        if backend == heliograph_store::Backend::Postgres {
+            assert!(
+                store.writes_grouped() > grouped_first,
+                "{backend:?}: no steps were applied together beside lost leases"
+            );
+        }
+        for (i, applied) in results {
+            let incident = &incidents[i];
+            let one = |sql: String| {
+                let store = store.clone();
+                async move { count(&store, &sql).await }
+            };
+            let pages = one(format!(
+                "SELECT COUNT(*) FROM notifications WHERE incident_id = {}",
+                incident.id
+            ))
+            .await;
+            let links = one(format!(
+                "SELECT COUNT(*) FROM action_tokens WHERE incident_id = {}",
+                incident.id
+            ))
+            .await;
+            let entries = one(format!(
+                "SELECT COUNT(*) FROM timeline WHERE incident_id = {} AND body LIKE 'Escalation level 1:%'",
+                incident.id
+            ))
+            .await;
+            let level = one(format!(
+                "SELECT level FROM incident_escalations WHERE incident_id = {}",
+                incident.id
+            ))
+            .await;
+            let next = one(format!(
+                "SELECT COUNT(*) FROM jobs WHERE dedup_key = 'next:{i}'"
+            ))
+            .await;
+            let finished = one(format!(
+                "SELECT COUNT(*) FROM jobs WHERE id = {} AND finished_at IS NOT NULL",
+                jobs[i].id
+            ))
+            .await;
+            if late(i) {
+                assert!(applied.is_none(), "{backend:?}: step {i}");
+                assert_eq!(
+                    (pages, links, entries, level, next, finished),
+                    (0, 0, 0, 0, 0, 0),
+                    "{backend:?}: step {i}"
+                );
+                continue;
+            }
+            let claimed = applied.expect("the owner holds the lease");
+            assert_eq!(
+                (pages, links, entries, level, next, finished),
+                (2, 2, 1, 1, 1, 1),
+                "{backend:?}: step {i}"
+            );
+            assert_eq!(claimed.len(), 1, "{backend:?}: step {i}");
+            assert_eq!(claimed[0].index, 0, "{backend:?}: step {i}");
+            let page = store
+                .notification(claimed[0].notification_id)
+                .await
+                .unwrap();
+            assert_eq!(page.idempotency_key, format!("page:now-{i}"));
+            // The page due now is leased to the owner under the job returned; the one due
+            // later waits in the queue, free.
+            let leased = one(format!(
+                "SELECT COUNT(*) FROM jobs WHERE id = {} AND dedup_key = 'deliver:{}' AND locked_by = 'owner'",
+                claimed[0].job_id, claimed[0].notification_id
+            ))
+            .await;
+            assert_eq!(leased, 1, "{backend:?}: step {i}");
+            let waiting = one(format!(
+                "SELECT COUNT(*) FROM jobs j JOIN notifications n ON j.dedup_key = 'deliver:' || n.id
+                 WHERE n.idempotency_key = 'page:later-{i}' AND j.locked_by IS NULL AND j.finished_at IS NULL"
+            ))
+            .await;
+            assert_eq!(waiting, 1, "{backend:?}: step {i}");
+        }
+    }
+}
