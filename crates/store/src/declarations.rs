@@ -21,10 +21,16 @@ pub(crate) struct PgDeclaration {
     pub(crate) new: NewIncident,
     pub(crate) audit: Audit,
     pub(crate) now: DateTime<Utc>,
+    /// Tells the live pages of the new incident once it is written (here, so that happens
+    /// even if the caller has gone).
+    pub(crate) announcer: crate::Announcer,
 }
 
 /// A declaration's services as (id, response targets, escalation policy).
 type Services = Vec<(i64, String, Option<i64>)>;
+
+/// A declaration's services and, when they all exist, the id and number drawn for it.
+type Drawn = (Services, Option<(i64, i64)>);
 
 impl crate::together::Write for PgDeclaration {
     /// The incident as stored, or why this declaration was refused.
@@ -39,20 +45,20 @@ impl crate::together::Write for PgDeclaration {
 
     fn alone<'a>(&'a self, pool: &'a sqlx::PgPool) -> BoxFuture<'a, Result<Result<Incident>>> {
         Box::pin(async move {
-            Ok(
+            let declared =
                 crate::incidents::declare_incident_postgres(pool, &self.new, &self.audit, self.now)
-                    .await,
-            )
+                    .await;
+            if let Ok(incident) = &declared {
+                self.announcer.announce(vec![incident.number]);
+            }
+            Ok(declared)
         })
     }
 }
 
 /// Reads the services of `group` and draws ids and numbers: for each declaration, its
 /// services (sorted by id) and, when they all exist, its id and number.
-async fn draw(
-    pool: &sqlx::PgPool,
-    group: &[PgDeclaration],
-) -> Result<Vec<(Services, Option<(i64, i64)>)>> {
+async fn draw(pool: &sqlx::PgPool, group: &[PgDeclaration]) -> Result<Vec<Drawn>> {
     let mut wanted: Vec<i32> = Vec::with_capacity(group.len());
     let (mut of, mut service_ids): (Vec<i32>, Vec<i64>) = (Vec::new(), Vec::new());
     for (ord, d) in group.iter().enumerate() {
@@ -83,14 +89,15 @@ async fn draw(
                 CASE WHEN count(s.id) = d.wanted THEN nextval('incidents_id_seq') END,
                 CASE WHEN count(s.id) = d.wanted THEN nextval('incident_numbers') END
          FROM d LEFT JOIN x ON x.ord = d.ord LEFT JOIN services s ON s.id = x.service_id
-         GROUP BY d.ord, d.wanted",
+         GROUP BY d.ord, d.wanted
+         ORDER BY d.ord",
     )
     .bind(&wanted)
     .bind(&of)
     .bind(&service_ids)
     .fetch_all(pool)
     .await?;
-    let mut drawn: Vec<Option<(Services, Option<(i64, i64)>)>> = vec![None; group.len()];
+    let mut drawn: Vec<Option<Drawn>> = vec![None; group.len()];
     for (ord, ids, targets, policies, id, number) in rows {
         let services = ids
             .into_iter()
@@ -116,25 +123,33 @@ struct Rows {
     incidents: Vec<Incident>,
     /// incident, service.
     services: (Vec<i64>, Vec<i64>),
-    /// kind, payload, run at, dedup key, created at.
-    jobs: (
-        Vec<&'static str>,
-        Vec<String>,
-        Vec<DateTime<Utc>>,
-        Vec<Option<String>>,
-        Vec<DateTime<Utc>>,
-    ),
-    /// incident, at, actor's id, actor, kind, body.
-    entries: (
-        Vec<i64>,
-        Vec<DateTime<Utc>>,
-        Vec<Option<i64>>,
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-    ),
+    /// The jobs to enqueue.
+    jobs: JobColumns,
+    /// The timeline entries.
+    entries: EntryColumns,
     /// The audit log's entries, a column each.
     audit: AuditColumns,
+}
+
+#[derive(Default)]
+struct JobColumns {
+    kind: Vec<&'static str>,
+    payload: Vec<String>,
+    run_at: Vec<DateTime<Utc>>,
+    dedup_key: Vec<Option<String>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct EntryColumns {
+    incident: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+    actor_user_id: Vec<Option<i64>>,
+    actor: Vec<String>,
+    kind: Vec<&'static str>,
+    body: Vec<String>,
+    body_html: Vec<&'static str>,
+    phase: Vec<Option<&'static str>>,
 }
 
 #[derive(Default)]
@@ -162,22 +177,26 @@ impl Rows {
         }
         let (jobs, no_policy) = crate::paging::plan_escalation(&incident, services, 1, now);
         for job in jobs {
-            self.jobs.0.push(job.kind);
-            self.jobs.1.push(job.payload.to_string());
-            self.jobs.2.push(job.run_at);
-            self.jobs.3.push(job.dedup_key);
-            self.jobs.4.push(now);
+            let j = &mut self.jobs;
+            j.kind.push(job.kind);
+            j.payload.push(job.payload.to_string());
+            j.run_at.push(job.run_at);
+            j.dedup_key.push(job.dedup_key);
+            j.created_at.push(now);
         }
         let engine = crate::paging::engine_audit();
         let entries = std::iter::once((audit, crate::incidents::declared_entry(&incident)))
             .chain(no_policy.map(|e| (&engine, e)));
         for (actor, entry) in entries {
-            self.entries.0.push(incident.id);
-            self.entries.1.push(now);
-            self.entries.2.push(actor.actor_user_id);
-            self.entries.3.push(actor.actor.clone());
-            self.entries.4.push(entry.kind.to_owned());
-            self.entries.5.push(entry.body);
+            let e = &mut self.entries;
+            e.incident.push(incident.id);
+            e.at.push(now);
+            e.actor_user_id.push(actor.actor_user_id);
+            e.actor.push(actor.actor.clone());
+            e.kind.push(entry.kind);
+            e.body.push(entry.body);
+            e.body_html.push(entry.body_html);
+            e.phase.push(entry.phase);
         }
         let change = crate::incidents::declare_change(&incident);
         let a = &mut self.audit;
@@ -226,6 +245,10 @@ async fn declare(pool: &sqlx::PgPool, group: &[PgDeclaration]) -> Result<Vec<Res
     let incidents = std::mem::take(&mut rows.incidents);
     match write(pool, &incidents, &rows).await {
         Ok(()) => {
+            if let Some(d) = group.first() {
+                d.announcer
+                    .announce(incidents.iter().map(|i| i.number).collect());
+            }
             for (index, incident) in written.into_iter().zip(incidents) {
                 answers[index] = Some(Ok(incident));
             }
@@ -244,7 +267,11 @@ async fn declare(pool: &sqlx::PgPool, group: &[PgDeclaration]) -> Result<Vec<Res
                     d.now,
                     Vec::new(),
                 );
-                answers[index] = Some(batch.fetch_postgres(pool, None).await.map(|_| incident));
+                let written = batch.fetch_postgres(pool, None).await.map(|_| incident);
+                if let Ok(incident) = &written {
+                    d.announcer.announce(vec![incident.number]);
+                }
+                answers[index] = Some(written);
             }
         }
     }
@@ -280,13 +307,13 @@ async fn write(pool: &sqlx::PgPool, incidents: &[Incident], rows: &Rows) -> Resu
            ON CONFLICT (dedup_key) DO NOTHING),
          t AS (
            INSERT INTO timeline (incident_id, at, actor_user_id, actor, kind, body, body_html, phase)
-           SELECT incident_id, at, actor_user_id, actor, kind, body, '', NULL
-           FROM unnest($17::bigint[], $18::timestamptz[], $19::bigint[], $20::text[], $21::text[], $22::text[]) WITH ORDINALITY
-             AS t(incident_id, at, actor_user_id, actor, kind, body, ord)
+           SELECT incident_id, at, actor_user_id, actor, kind, body, body_html, phase
+           FROM unnest($17::bigint[], $18::timestamptz[], $19::bigint[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[]) WITH ORDINALITY
+             AS t(incident_id, at, actor_user_id, actor, kind, body, body_html, phase, ord)
            ORDER BY ord),
          a AS (
            INSERT INTO audit_log (at, actor_user_id, actor, action, target_type, target_id, summary, before, after, client_addr)
-           SELECT * FROM unnest($23::timestamptz[], $24::bigint[], $25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[]))
+           SELECT * FROM unnest($25::timestamptz[], $26::bigint[], $27::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[]))
          SELECT 1",
     )
     .bind(int(|i| Some(i.id)))
@@ -300,17 +327,19 @@ async fn write(pool: &sqlx::PgPool, incidents: &[Incident], rows: &Rows) -> Resu
     .bind(text(|i| &i.description_html))
     .bind(&rows.services.0)
     .bind(&rows.services.1)
-    .bind(&rows.jobs.0)
-    .bind(&rows.jobs.1)
-    .bind(&rows.jobs.2)
-    .bind(&rows.jobs.3)
-    .bind(&rows.jobs.4)
-    .bind(&rows.entries.0)
-    .bind(&rows.entries.1)
-    .bind(&rows.entries.2)
-    .bind(&rows.entries.3)
-    .bind(&rows.entries.4)
-    .bind(&rows.entries.5)
+    .bind(&rows.jobs.kind)
+    .bind(&rows.jobs.payload)
+    .bind(&rows.jobs.run_at)
+    .bind(&rows.jobs.dedup_key)
+    .bind(&rows.jobs.created_at)
+    .bind(&rows.entries.incident)
+    .bind(&rows.entries.at)
+    .bind(&rows.entries.actor_user_id)
+    .bind(&rows.entries.actor)
+    .bind(&rows.entries.kind)
+    .bind(&rows.entries.body)
+    .bind(&rows.entries.body_html)
+    .bind(&rows.entries.phase)
     .bind(&a.at)
     .bind(&a.actor_user_id)
     .bind(&a.actor)

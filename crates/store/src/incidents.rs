@@ -369,11 +369,12 @@ struct ServicesAndIds {
     number: Option<i64>,
 }
 
-/// [`Store::declare_incident`] on PostgreSQL, in two statements that commit on their own: one
+/// One declaration on PostgreSQL, alone, in two statements that commit on their own: one
 /// reads the services and, when they all exist, draws the incident's id and number; the other
-/// writes the declaration (see [`declare_postgres`]). A policy assigned to a service between
-/// the two applies from the next incident on, as it would to a transaction that read the
-/// services just before the policy's commit.
+/// writes the declaration (see [`declaration_with_ids`]). A policy assigned to a service
+/// between the two applies from the next incident on, as it would to a transaction that read
+/// the services just before the policy's commit. Declarations arriving together are written
+/// together instead (see [`crate::declarations`]); the caller announces the incident.
 pub(crate) async fn declare_incident_postgres(
     pool: &sqlx::PgPool,
     new: &NewIncident,
@@ -651,10 +652,9 @@ impl Store {
                 new: new.clone(),
                 audit: audit.clone(),
                 now: self.now(),
+                announcer: announcer.clone(),
             };
-            let incident = self.declarations.send(pool, declaration).await??;
-            announcer.announce(vec![incident.number]);
-            return Ok(incident);
+            return self.declarations.send(pool, declaration).await?;
         }
         let crate::Db::Sqlite { write, .. } = self.db() else {
             unreachable!("PostgreSQL declared above")

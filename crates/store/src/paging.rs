@@ -303,8 +303,8 @@ pub struct Step<'a> {
     pub incident_number: Option<i64>,
     /// The escalation round the step belongs to: with it, [`Store::apply_step_claiming`]
     /// leases deliveries to the caller only while the incident is still triggered in that
-    /// round (checked inside the step's transaction), so a page acknowledged meanwhile goes
-    /// through the queue, where its delivery is cancelled.
+    /// round (checked as the step is written, with the incident's row share-locked), so a
+    /// page acknowledged meanwhile goes through the queue, where its delivery is cancelled.
     pub epoch: Option<i64>,
     /// One-time action links (acknowledge, resolve) for the pages of this step that are
     /// delivered at once: stored with the step, so a page needs no transaction of its own
@@ -624,7 +624,9 @@ impl Store {
     /// [`Store::apply_step`], and with `lease`, the `deliver` jobs of the new notifications
     /// due now are enqueued already leased to `worker` for `lease` and returned, for the
     /// worker to deliver at once. `None` when the step's job lease was lost (nothing changed).
-    /// On SQLite one transaction; on PostgreSQL one statement (see `apply_step_postgres`).
+    /// On SQLite one transaction (perhaps shared with other writes, see [`crate::group`]); on
+    /// PostgreSQL one statement that commits on its own (perhaps shared with other steps, see
+    /// [`crate::steps`]). Either way the step is applied whole or not at all.
     pub async fn apply_step_claiming(
         &self,
         job_id: i64,
@@ -725,7 +727,6 @@ impl Store {
         lease: Option<chrono::TimeDelta>,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<ClaimedDelivery>>> {
-        let announce = !step.timeline.is_empty();
         let planned = crate::steps::PgStep {
             job_id,
             worker: worker.to_owned(),
@@ -736,7 +737,8 @@ impl Store {
             lease_end: lease
                 .filter(|_| !step.notifications.is_empty())
                 .map(|l| now + l),
-            want_number: announce && step.incident_number.is_none(),
+            announcer: (!step.timeline.is_empty()).then(|| announcer.clone()),
+            incident_number: step.incident_number,
             notifications: step.notifications.clone(),
             jobs: step
                 .jobs
@@ -760,11 +762,7 @@ impl Store {
         let Some(applied) = self.steps.send(pool, planned).await? else {
             return Ok(None);
         };
-        if announce && let Some(number) = step.incident_number.or(applied.number) {
-            announcer.announce(vec![number]);
-        }
         let mut claimed: Vec<ClaimedDelivery> = applied
-            .claimed
             .iter()
             .filter_map(|(key, id, job)| step.claimed(key, *id, *job))
             .collect();

@@ -27,8 +27,11 @@ pub(crate) struct PgStep {
     pub(crate) epoch: Option<i64>,
     /// With a lease end, the pages due now are leased to `worker` until then.
     pub(crate) lease_end: Option<DateTime<Utc>>,
-    /// Read the incident's number (for the live-update notification).
-    pub(crate) want_number: bool,
+    /// Set when the step writes timeline entries: the incident's number is announced to the
+    /// live pages once the step is applied (here, so it happens even if the caller has gone).
+    pub(crate) announcer: Option<crate::Announcer>,
+    /// The incident's number, when the caller knows it (else it is read for the announcement).
+    pub(crate) incident_number: Option<i64>,
     pub(crate) notifications: Vec<NewNotification>,
     /// Jobs to enqueue: kind, payload, run at, dedup key.
     pub(crate) jobs: Vec<(String, String, DateTime<Utc>, Option<String>)>,
@@ -42,14 +45,9 @@ pub(crate) struct PgStep {
     pub(crate) timeline: Vec<(&'static str, String)>,
 }
 
-/// What an applied step did.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Applied {
-    /// The incident's number, when asked for.
-    pub(crate) number: Option<i64>,
-    /// The pages leased for delivery now: (idempotency key, notification id, job id).
-    pub(crate) claimed: Vec<(String, i64, i64)>,
-}
+/// What an applied step did: the pages leased for delivery now, as (idempotency key,
+/// notification id, job id).
+pub(crate) type Applied = Vec<(String, i64, i64)>;
 
 impl crate::together::Write for PgStep {
     /// `None` when the step's lease was lost (nothing changed).
@@ -77,14 +75,85 @@ impl crate::together::Write for PgStep {
     }
 }
 
-/// Rows of one table as columns (`int`, `text`: its columns of those types, in the order they
-/// are bound), with the job of the step each row belongs to.
+/// The steps of a group, a column each.
 #[derive(Default)]
-struct Columns<'a> {
+struct StepColumns<'a> {
+    job: Vec<i64>,
+    worker: Vec<&'a str>,
+    at: Vec<DateTime<Utc>>,
+    incident: Vec<i64>,
+    epoch: Vec<Option<i64>>,
+    lease_end: Vec<Option<DateTime<Utc>>>,
+    want_number: Vec<bool>,
+}
+
+/// The pages of a group's steps, each with its step's job.
+#[derive(Default)]
+struct PageColumns<'a> {
     step: Vec<i64>,
-    int: [Vec<Option<i64>>; 5],
-    text: [Vec<Option<&'a str>>; 7],
-    time: Vec<Option<DateTime<Utc>>>,
+    key: Vec<&'a str>,
+    incident: Vec<Option<i64>>,
+    user: Vec<Option<i64>>,
+    method: Vec<Option<i64>>,
+    purpose: Vec<&'a str>,
+    channel: Vec<&'a str>,
+    address: Vec<&'a str>,
+    subject: Vec<&'a str>,
+    level: Vec<Option<i64>>,
+    repeat: Vec<Option<i64>>,
+    due: Vec<DateTime<Utc>>,
+}
+
+/// The jobs to enqueue.
+#[derive(Default)]
+struct JobColumns<'a> {
+    step: Vec<i64>,
+    kind: Vec<&'a str>,
+    payload: Vec<&'a str>,
+    run_at: Vec<DateTime<Utc>>,
+    dedup: Vec<Option<&'a str>>,
+}
+
+/// The one-time links.
+#[derive(Default)]
+struct TokenColumns<'a> {
+    step: Vec<i64>,
+    hash: Vec<&'a str>,
+    user: Vec<Option<i64>>,
+    action: Vec<&'a str>,
+    expires: Vec<DateTime<Utc>>,
+}
+
+/// The response-target breaches.
+#[derive(Default)]
+struct BreachColumns<'a> {
+    step: Vec<i64>,
+    service: Vec<i64>,
+    kind: Vec<&'a str>,
+    minutes: Vec<i64>,
+}
+
+/// Rows to mark (schedule notices sent, action items reminded) by id.
+#[derive(Default)]
+struct IdColumns {
+    step: Vec<i64>,
+    id: Vec<i64>,
+}
+
+/// The escalations' new positions.
+#[derive(Default)]
+struct PositionColumns {
+    step: Vec<i64>,
+    level: Vec<i64>,
+    repeat: Vec<i64>,
+}
+
+/// The timeline entries.
+#[derive(Default)]
+struct EntryColumns<'a> {
+    step: Vec<i64>,
+    kind: Vec<&'a str>,
+    body: Vec<&'a str>,
 }
 
 /// The statement, one for any number of steps. Parameters: the steps ($1–$7), their pages
@@ -102,7 +171,7 @@ ok AS MATERIALIZED (SELECT s.* FROM s JOIN f ON f.id = s.job_id),
 st AS MATERIALIZED (
   SELECT i.id FROM incidents i JOIN incident_escalations e ON e.incident_id = i.id JOIN ok ON ok.incident_id = i.id
   WHERE ok.lease_end IS NOT NULL AND i.status = 'triggered' AND (ok.epoch IS NULL OR e.epoch = ok.epoch)
-  FOR SHARE OF i),
+  ORDER BY i.id FOR SHARE OF i),
 nv AS MATERIALIZED (
   SELECT * FROM unnest($8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::text[],
                        $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::timestamptz[]) WITH ORDINALITY
@@ -168,136 +237,138 @@ FROM nj JOIN d ON d.dedup_key = 'deliver:' || nj.id WHERE d.locked_by IS NOT NUL
 
 /// Applies `group` (keys distinct) in one statement: for each step, what it did.
 async fn apply(pool: &sqlx::PgPool, group: &[PgStep]) -> Result<Vec<Option<Applied>>> {
-    let mut steps = Columns::default();
-    let mut pages = Columns::default();
-    let mut jobs = Columns::default();
-    let mut tokens = Columns::default();
-    let mut breaches = Columns::default();
-    let mut notices = Columns::default();
-    let mut reminders = Columns::default();
-    let mut positions = Columns::default();
-    let mut entries = Columns::default();
+    let mut steps = StepColumns::default();
+    let mut pages = PageColumns::default();
+    let mut jobs = JobColumns::default();
+    let mut tokens = TokenColumns::default();
+    let mut breaches = BreachColumns::default();
+    let mut notices = IdColumns::default();
+    let mut reminders = IdColumns::default();
+    let mut positions = PositionColumns::default();
+    let mut entries = EntryColumns::default();
+    // A page's key twice in the statement would pair its one insert with both: the first
+    // is kept, as the insert's `ON CONFLICT DO NOTHING` would keep it.
+    let mut keys = std::collections::HashSet::new();
     for s in group {
-        let job = s.job_id;
-        steps.step.push(job);
-        steps.text[0].push(Some(&s.worker));
-        steps.time.push(Some(s.at));
-        steps.int[0].push(Some(s.incident_id));
-        steps.int[1].push(s.epoch);
-        for n in &s.notifications {
-            pages.step.push(job);
-            let [key, purpose, channel, address, subject, ..] = &mut pages.text;
-            key.push(Some(&n.idempotency_key));
-            purpose.push(Some(n.purpose));
-            channel.push(Some(&n.channel));
-            address.push(Some(&n.address));
-            subject.push(Some(&n.subject));
-            let [incident, user, method, level, repeat] = &mut pages.int;
-            incident.push(n.incident_id);
-            user.push(n.user_id);
-            method.push(n.contact_method_id);
-            level.push(n.level);
-            repeat.push(n.repeat_no);
-            pages.time.push(Some(n.due_at));
+        let step = s.job_id;
+        steps.job.push(step);
+        steps.worker.push(&s.worker);
+        steps.at.push(s.at);
+        steps.incident.push(s.incident_id);
+        steps.epoch.push(s.epoch);
+        steps.lease_end.push(s.lease_end);
+        steps
+            .want_number
+            .push(s.announcer.is_some() && s.incident_number.is_none());
+        for n in s
+            .notifications
+            .iter()
+            .filter(|n| keys.insert(n.idempotency_key.as_str()))
+        {
+            pages.step.push(step);
+            pages.key.push(&n.idempotency_key);
+            pages.incident.push(n.incident_id);
+            pages.user.push(n.user_id);
+            pages.method.push(n.contact_method_id);
+            pages.purpose.push(n.purpose);
+            pages.channel.push(&n.channel);
+            pages.address.push(&n.address);
+            pages.subject.push(&n.subject);
+            pages.level.push(n.level);
+            pages.repeat.push(n.repeat_no);
+            pages.due.push(n.due_at);
         }
         for (kind, payload, run_at, dedup) in &s.jobs {
-            jobs.step.push(job);
-            jobs.text[0].push(Some(kind));
-            jobs.text[1].push(Some(payload));
-            jobs.text[2].push(dedup.as_deref());
-            jobs.time.push(Some(*run_at));
+            jobs.step.push(step);
+            jobs.kind.push(kind);
+            jobs.payload.push(payload);
+            jobs.run_at.push(*run_at);
+            jobs.dedup.push(dedup.as_deref());
         }
         for t in &s.tokens {
-            tokens.step.push(job);
-            tokens.text[0].push(Some(&t.token_hash));
-            tokens.text[1].push(Some(t.action));
-            tokens.int[0].push(t.user_id);
-            tokens.time.push(Some(t.expires_at));
+            tokens.step.push(step);
+            tokens.hash.push(&t.token_hash);
+            tokens.user.push(t.user_id);
+            tokens.action.push(t.action);
+            tokens.expires.push(t.expires_at);
         }
         for (service, kind, minutes) in &s.breaches {
-            breaches.step.push(job);
-            breaches.int[0].push(Some(*service));
-            breaches.text[0].push(Some(kind));
-            breaches.int[1].push(Some(*minutes));
+            breaches.step.push(step);
+            breaches.service.push(*service);
+            breaches.kind.push(kind);
+            breaches.minutes.push(*minutes);
         }
         for id in &s.notices_sent {
-            notices.step.push(job);
-            notices.int[0].push(Some(*id));
+            notices.step.push(step);
+            notices.id.push(*id);
         }
         for id in &s.reminders_sent {
-            reminders.step.push(job);
-            reminders.int[0].push(Some(*id));
+            reminders.step.push(step);
+            reminders.id.push(*id);
         }
         if let Some((level, repeat)) = s.position {
-            positions.step.push(job);
-            positions.int[0].push(Some(level));
-            positions.int[1].push(Some(repeat));
+            positions.step.push(step);
+            positions.level.push(level);
+            positions.repeat.push(repeat);
         }
         for (kind, body) in &s.timeline {
-            entries.step.push(job);
-            entries.text[0].push(Some(kind));
-            entries.text[1].push(Some(body));
+            entries.step.push(step);
+            entries.kind.push(kind);
+            entries.body.push(body);
         }
     }
-    let lease_ends: Vec<Option<DateTime<Utc>>> = group.iter().map(|s| s.lease_end).collect();
-    let want_number: Vec<bool> = group.iter().map(|s| s.want_number).collect();
     type Row = (i64, Option<i64>, Option<String>, Option<i64>, Option<i64>);
     let rows: Vec<Row> = sqlx::query_as(STATEMENT)
-        // The steps.
-        .bind(&steps.step)
-        .bind(&steps.text[0])
-        .bind(&steps.time)
-        .bind(&steps.int[0])
-        .bind(&steps.int[1])
-        .bind(&lease_ends)
-        .bind(&want_number)
-        // Their pages.
+        .bind(&steps.job)
+        .bind(&steps.worker)
+        .bind(&steps.at)
+        .bind(&steps.incident)
+        .bind(&steps.epoch)
+        .bind(&steps.lease_end)
+        .bind(&steps.want_number)
         .bind(&pages.step)
-        .bind(&pages.text[0])
-        .bind(&pages.int[0])
-        .bind(&pages.int[1])
-        .bind(&pages.int[2])
-        .bind(&pages.text[1])
-        .bind(&pages.text[2])
-        .bind(&pages.text[3])
-        .bind(&pages.text[4])
-        .bind(&pages.int[3])
-        .bind(&pages.int[4])
-        .bind(&pages.time)
-        // Jobs.
+        .bind(&pages.key)
+        .bind(&pages.incident)
+        .bind(&pages.user)
+        .bind(&pages.method)
+        .bind(&pages.purpose)
+        .bind(&pages.channel)
+        .bind(&pages.address)
+        .bind(&pages.subject)
+        .bind(&pages.level)
+        .bind(&pages.repeat)
+        .bind(&pages.due)
         .bind(&jobs.step)
-        .bind(&jobs.text[0])
-        .bind(&jobs.text[1])
-        .bind(&jobs.time)
-        .bind(&jobs.text[2])
-        // Links.
+        .bind(&jobs.kind)
+        .bind(&jobs.payload)
+        .bind(&jobs.run_at)
+        .bind(&jobs.dedup)
         .bind(&tokens.step)
-        .bind(&tokens.text[0])
-        .bind(&tokens.int[0])
-        .bind(&tokens.text[1])
-        .bind(&tokens.time)
-        // Breaches.
+        .bind(&tokens.hash)
+        .bind(&tokens.user)
+        .bind(&tokens.action)
+        .bind(&tokens.expires)
         .bind(&breaches.step)
-        .bind(&breaches.int[0])
-        .bind(&breaches.text[0])
-        .bind(&breaches.int[1])
-        // Notices and reminders marked.
+        .bind(&breaches.service)
+        .bind(&breaches.kind)
+        .bind(&breaches.minutes)
         .bind(&notices.step)
-        .bind(&notices.int[0])
+        .bind(&notices.id)
         .bind(&reminders.step)
-        .bind(&reminders.int[0])
-        // Positions.
+        .bind(&reminders.id)
         .bind(&positions.step)
-        .bind(&positions.int[0])
-        .bind(&positions.int[1])
-        // Timeline entries.
+        .bind(&positions.level)
+        .bind(&positions.repeat)
         .bind(&entries.step)
-        .bind(&entries.text[0])
-        .bind(&entries.text[1])
+        .bind(&entries.kind)
+        .bind(&entries.body)
         .bind(crate::paging::engine_audit().actor)
         .fetch_all(pool)
         .await?;
-    let mut applied: std::collections::HashMap<i64, Applied> = std::collections::HashMap::new();
+    // A row per applied step (its job, and its number when asked for), then a row per page
+    // leased for delivery now.
+    let mut applied: std::collections::HashMap<i64, (Option<i64>, Applied)> =
+        std::collections::HashMap::new();
     let mut claimed = Vec::new();
     for (job, number, key, notification, deliver) in rows {
         match (key, notification, deliver) {
@@ -305,20 +376,25 @@ async fn apply(pool: &sqlx::PgPool, group: &[PgStep]) -> Result<Vec<Option<Appli
                 claimed.push((job, (key, notification, deliver)));
             }
             _ => {
-                applied.insert(
-                    job,
-                    Applied {
-                        number,
-                        claimed: Vec::new(),
-                    },
-                );
+                applied.insert(job, (number, Vec::new()));
             }
         }
     }
     for (job, c) in claimed {
-        if let Some(a) = applied.get_mut(&job) {
-            a.claimed.push(c);
+        if let Some((_, pages)) = applied.get_mut(&job) {
+            pages.push(c);
         }
     }
-    Ok(group.iter().map(|s| applied.remove(&s.job_id)).collect())
+    Ok(group
+        .iter()
+        .map(|s| {
+            let (number, pages) = applied.remove(&s.job_id)?;
+            if let Some(announcer) = &s.announcer
+                && let Some(number) = s.incident_number.or(number)
+            {
+                announcer.announce(vec![number]);
+            }
+            Some(pages)
+        })
+        .collect())
 }

@@ -1,13 +1,14 @@
 //! Writes on PostgreSQL sent several to one statement.
 //!
-//! In a burst of pages, each page is a few writes of the same shape (an escalation step, a
-//! delivery's outcome). One statement each is a parse, a plan, a commit (a WAL flush) and a
-//! round trip per page. A [`Together`] is a task that takes whatever writes of one kind are
-//! waiting (up to 64) and sends them as one statement over arrays (`unnest`), which commits on
-//! its own; at most two such statements run at once, and the writes that arrive meanwhile go
-//! in the next. Each write still stands on its own: the statement says, for each, what it
-//! did (a write whose job lease was lost changes nothing). If the statement fails, each write
-//! of the group is sent alone, so one bad row does not fail the others.
+//! In a burst of pages, each page is a few writes of the same shape (a declaration, an
+//! escalation step, a delivery's outcome). One statement each is a parse, a plan, a commit (a
+//! WAL flush) and a round trip per page. A [`Together`] is a task that takes whatever writes
+//! of one kind are waiting (up to 64) and sends them as one statement over arrays (`unnest`),
+//! which commits on its own; at most two such statements run at once, and the writes that
+//! arrive meanwhile go in the next. Each write still stands on its own: the statement says,
+//! for each, what it did (an engine's write whose job lease was lost changes nothing). If the
+//! statement fails, each write of the group is sent alone, so one bad row does not fail the
+//! others. A write is sent whether or not its caller still waits for the answer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

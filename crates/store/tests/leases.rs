@@ -437,7 +437,8 @@ async fn outcomes_recorded_together_each_depend_on_their_own_lease() {
 /// SQLite, one statement on PostgreSQL), and each still counts only if its worker held its
 /// job: a late worker's step leaves no page, link, job, entry or position behind, while each
 /// of the owner's is applied whole, its page due now leased to the owner and the one due
-/// later left in the queue.
+/// later left in the queue. A step that fails (a link already stored) fails alone, and an
+/// incident acknowledged meanwhile gets no page leased, whatever the other steps do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_applied_together_each_depend_on_their_own_lease() {
     const STEPS: usize = 24;
@@ -459,6 +460,10 @@ async fn steps_applied_together_each_depend_on_their_own_lease() {
         // The first half are all the owner's; in the second, every third comes from a worker
         // that does not hold its job.
         let late = |i: usize| i >= STEPS / 2 && i % 3 == 1;
+        // In the second half too: a step whose link repeats one the first half stored, and an
+        // incident acknowledged before its step.
+        let (acknowledged, failing) = (STEPS / 2 + 2, STEPS * 3 / 4 + 2);
+        assert!(!late(failing) && !late(acknowledged));
         let apply = |range: std::ops::Range<usize>| {
             range
                 .map(|i| {
@@ -480,7 +485,10 @@ async fn steps_applied_together_each_depend_on_their_own_lease() {
                             action_tokens: ["acknowledge", "resolve"]
                                 .into_iter()
                                 .map(|action| NewActionToken {
-                                    token_hash: format!("{action}-{i}"),
+                                    token_hash: format!(
+                                        "{action}-{}",
+                                        if i == failing { 0 } else { i }
+                                    ),
                                     action,
                                     user_id: None,
                                     expires_at: now + TimeDelta::hours(24),
@@ -501,8 +509,7 @@ async fn steps_applied_together_each_depend_on_their_own_lease() {
                         let worker = if late(i) { "late" } else { "owner" };
                         let applied = store
                             .apply_step_claiming(job, worker, &step, Some(TimeDelta::minutes(1)))
-                            .await
-                            .unwrap();
+                            .await;
                         (i, applied)
                     })
                 })
@@ -518,7 +525,11 @@ async fn steps_applied_together_each_depend_on_their_own_lease() {
             grouped_first > grouped_before,
             "{backend:?}: no steps were applied together"
         );
-        for task in apply(STEPS / 2..STEPS) {
+        store
+            .acknowledge_incident(incidents[acknowledged].number, &Audit::cli())
+            .await
+            .unwrap();
+        for task in apply(STEPS / 2..STEPS * 3 / 4) {
             results.push(task.await.unwrap());
         }
         // On PostgreSQL steps whose lease was lost share statements with the others; on
@@ -528,6 +539,11 @@ async fn steps_applied_together_each_depend_on_their_own_lease() {
                 store.writes_grouped() > grouped_first,
                 "{backend:?}: no steps were applied together beside lost leases"
             );
+        }
+        // A failing step fails its group's statement (or transaction), whose steps then run
+        // again alone.
+        for task in apply(STEPS * 3 / 4..STEPS) {
+            results.push(task.await.unwrap());
         }
         for (i, applied) in results {
             let incident = &incidents[i];
@@ -564,6 +580,16 @@ async fn steps_applied_together_each_depend_on_their_own_lease() {
                 jobs[i].id
             ))
             .await;
+            if i == failing {
+                assert!(applied.is_err(), "{backend:?}: step {i}: {applied:?}");
+                assert_eq!(
+                    (pages, links, entries, level, next, finished),
+                    (0, 0, 0, 0, 0, 0),
+                    "{backend:?}: step {i}"
+                );
+                continue;
+            }
+            let applied = applied.unwrap_or_else(|e| panic!("{backend:?}: step {i}: {e}"));
             if late(i) {
                 assert!(applied.is_none(), "{backend:?}: step {i}");
                 assert_eq!(
@@ -579,6 +605,18 @@ async fn steps_applied_together_each_depend_on_their_own_lease() {
                 (2, 2, 1, 1, 1, 1),
                 "{backend:?}: step {i}"
             );
+            let free_now = one(format!(
+                "SELECT COUNT(*) FROM jobs j JOIN notifications n ON j.dedup_key = 'deliver:' || n.id
+                 WHERE n.idempotency_key = 'page:now-{i}' AND j.locked_by IS NULL AND j.finished_at IS NULL"
+            ))
+            .await;
+            if i == acknowledged {
+                // Recorded, its delivery left to the queue (which cancels it).
+                assert!(claimed.is_empty(), "{backend:?}: step {i}: {claimed:?}");
+                assert_eq!(free_now, 1, "{backend:?}: step {i}");
+                continue;
+            }
+            assert_eq!(free_now, 0, "{backend:?}: step {i}");
             assert_eq!(claimed.len(), 1, "{backend:?}: step {i}");
             assert_eq!(claimed[0].index, 0, "{backend:?}: step {i}");
             let page = store
