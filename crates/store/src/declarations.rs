@@ -235,7 +235,7 @@ async fn declare(pool: &sqlx::PgPool, group: &[PgDeclaration]) -> Result<Vec<Res
             continue;
         };
         answers.push(None);
-        written.push(index);
+        written.push((index, *ids));
         rows.add(
             crate::incidents::incident_with_ids(*ids, &d.new, &d.audit, d.now),
             services,
@@ -249,25 +249,18 @@ async fn declare(pool: &sqlx::PgPool, group: &[PgDeclaration]) -> Result<Vec<Res
                 d.announcer
                     .announce(incidents.iter().map(|i| i.number).collect());
             }
-            for (index, incident) in written.into_iter().zip(incidents) {
+            for ((index, _), incident) in written.into_iter().zip(incidents) {
                 answers[index] = Some(Ok(incident));
             }
         }
         Err(e) => {
             tracing::warn!(error = %e, "writing declarations together failed; each is written alone");
-            for index in written {
-                let (d, (services, ids)) = (&group[index], &drawn[index]);
-                let ids = ids.expect("drawn for every declaration written");
-                let (incident, batch) = crate::incidents::declaration_with_ids(
-                    false,
-                    ids,
-                    &d.new,
-                    services,
-                    &d.audit,
-                    d.now,
-                    Vec::new(),
-                );
-                let written = batch.fetch_postgres(pool, None).await.map(|_| incident);
+            for (index, ids) in written {
+                let (d, (services, _)) = (&group[index], &drawn[index]);
+                let written = crate::incidents::write_declaration_postgres(
+                    pool, ids, &d.new, services, &d.audit, d.now,
+                )
+                .await;
                 if let Ok(incident) = &written {
                     d.announcer.announce(vec![incident.number]);
                 }

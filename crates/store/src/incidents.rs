@@ -424,8 +424,20 @@ pub(crate) async fn declare_incident_postgres(
         .zip(policies)
         .map(|((id, targets), policy)| (id, targets, policy))
         .collect();
-    let (incident, batch) =
-        declaration_with_ids(false, (id, number), new, &services, audit, now, Vec::new());
+    write_declaration_postgres(pool, (id, number), new, &services, audit, now).await
+}
+
+/// Writes one declaration on PostgreSQL whose id and number were drawn beforehand, in one
+/// statement that commits on its own (see [`declaration_with_ids`]).
+pub(crate) async fn write_declaration_postgres(
+    pool: &sqlx::PgPool,
+    ids: (i64, i64),
+    new: &NewIncident,
+    services: &[(i64, String, Option<i64>)],
+    audit: &Audit,
+    now: DateTime<Utc>,
+) -> Result<Incident> {
+    let (incident, batch) = declaration_with_ids(false, ids, new, services, audit, now, Vec::new());
     batch.fetch_postgres(pool, None).await?;
     Ok(incident)
 }
